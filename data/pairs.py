@@ -1,0 +1,147 @@
+"""Pairs tables: `id_a  id_b  [label]  [more columns]`, tab- or whitespace-separated, header optional.
+
+A header is recognised when its first field is a known column name (id_a, protein_a, ...) or its label field is
+not a number. With a header, the columns `label` and `split` are found by name; without one the third column
+is the label. Pairs are validated against the FASTA and de-duplicated by content (either orientation, any ids).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data.errors import InputError
+from data.keys import canonical_pair, sequence_key
+from data.textio import read_lines
+
+log = logging.getLogger(__name__)
+
+HEADER_FIRST_FIELDS = {"id_a", "protein_a", "proteina", "protein1", "id1", "a", "query", "seq_a", "name_a"}
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Pair:
+    id_a: str
+    id_b: str
+    seq_a: str
+    seq_b: str
+    label: int | None = None
+    split: str | None = None
+    line: int = 0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Canonical content key (orientation- and id-independent)."""
+        first, second, _ = canonical_pair(sequence_key(self.seq_a), sequence_key(self.seq_b))
+        return first, second
+
+
+@dataclass
+class PairTable:
+    pairs: list[Pair]
+    path: str
+    duplicates_dropped: int = 0
+    columns: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self.pairs) and all(p.label is not None for p in self.pairs)
+
+    @property
+    def has_split(self) -> bool:
+        return bool(self.pairs) and all(p.split is not None for p in self.pairs)
+
+
+def _parse_label(text: str, path: Path, line: int) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"label {text!r} is not 0 or 1", path, line) from None
+    if value not in (0.0, 1.0):
+        raise InputError(f"label {text!r} is not 0 or 1", path, line)
+    return int(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool = False) -> PairTable:
+    """Read and validate a pairs table against {id: sequence}; see the module docstring for the format."""
+    path = Path(path)
+    pairs: list[Pair] = []
+    seen: dict[tuple[str, str], Pair] = {}
+    dropped = 0
+    columns: list[str] = []
+    label_col: int | None = None
+    split_col: int | None = None
+    n_fields: int | None = None
+
+    for number, line in read_lines(path):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
+        if n_fields is None:
+            n_fields = len(fields)
+            if n_fields < 2:
+                raise InputError("expected at least two columns (id_a, id_b)", path, number)
+            is_header = fields[0].lower() in HEADER_FIRST_FIELDS or (n_fields >= 3 and not _is_number(fields[2]))
+            if is_header:
+                columns = [f.lower() for f in fields]
+                label_col = columns.index("label") if "label" in columns else None
+                split_col = columns.index("split") if "split" in columns else None
+                continue
+            columns = ["id_a", "id_b"] + (["label"] if n_fields >= 3 else []) + [
+                f"column_{i + 1}" for i in range(3, n_fields)]
+            label_col = 2 if n_fields >= 3 else None
+        if len(fields) != n_fields:
+            raise InputError(f"expected {n_fields} columns like the first row, found {len(fields)}", path, number)
+        id_a, id_b = fields[0], fields[1]
+        for name in (id_a, id_b):
+            if name not in sequences:
+                raise InputError(f"protein id '{name}' is not in the FASTA file", path, number)
+        label = _parse_label(fields[label_col], path, number) if label_col is not None else None
+        split = None
+        if split_col is not None:
+            split = fields[split_col].lower()
+            if split not in SPLIT_NAMES:
+                raise InputError(f"split {fields[split_col]!r} is not one of {', '.join(SPLIT_NAMES)}", path, number)
+        pair = Pair(id_a, id_b, sequences[id_a], sequences[id_b], label, split, number)
+        key = pair.key
+        earlier = seen.get(key)
+        if earlier is not None:
+            if earlier.label != pair.label:
+                raise InputError(
+                    f"pair {id_a}/{id_b} repeats the sequences of line {earlier.line} "
+                    f"({earlier.id_a}/{earlier.id_b}) with a different label", path, number)
+            dropped += 1
+            continue
+        seen[key] = pair
+        pairs.append(pair)
+
+    if not pairs:
+        raise InputError("no pairs found (empty file?)", path)
+    if require_labels and label_col is None:
+        raise InputError("a label column (0/1) is required", path)
+    if dropped:
+        log.warning("%s: dropped %d duplicate pair(s) (same two sequences, either order)", path, dropped)
+    return PairTable(pairs, str(path), dropped, columns)
+
+
+def write_pairs(path: str | Path, pairs: list[Pair], with_split: bool = False) -> None:
+    """Write `id_a id_b label [split]` with a header."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("id_a\tid_b\tlabel" + ("\tsplit" if with_split else "") + "\n")
+        for pair in pairs:
+            label = "" if pair.label is None else str(pair.label)
+            row = [pair.id_a, pair.id_b, label] + ([pair.split or ""] if with_split else [])
+            handle.write("\t".join(row) + "\n")

@@ -1,0 +1,9 @@
+"""The teacher cache: schema, writer and reader (numpy + h5py only), and the ESM-2 runner (`teacher_cache.runner`,
+the only module of the project that imports fair-esm; it is not imported here)."""
+from teacher_cache.errors import CacheError, MissingEntryError
+from teacher_cache.reader import PairMaps, ProteinEntry, TeacherCache
+from teacher_cache.schema import SCHEMA_VERSION, StorageConfig
+from teacher_cache.writer import CacheBuilder, merge_caches
+
+__all__ = ["CacheError", "MissingEntryError", "PairMaps", "ProteinEntry", "TeacherCache", "SCHEMA_VERSION",
+           "StorageConfig", "CacheBuilder", "merge_caches"]

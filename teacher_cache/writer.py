@@ -1,0 +1,273 @@
+"""Writing caches: `CacheBuilder` builds a complete file under a temporary name and renames it into place, so a
+cache on disk is either complete or absent. `merge_caches` joins caches (shards, resumed parts, supersets)."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import h5py
+import numpy as np
+
+from data.keys import canonical_pair, sequence_key
+from data.version import TOOL_VERSION
+from teacher_cache.errors import CacheError
+from teacher_cache.schema import (FORMAT_NAME, KEY_DTYPE, MAP_NAMES, SCHEMA_VERSION, TEACHER_KINDS, StorageConfig,
+                                  fingerprint)
+
+_FLUSH_CELLS = 4_000_000  # buffered map cells per dataset before they are written out
+
+
+def _check_map(name: str, values: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != shape:
+        raise ValueError(f"{what}: {name} map has shape {values.shape}, expected {shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what}: {name} map holds NaN or infinite values")
+    if values.size and (values.min() < -1e-4 or values.max() > 1 + 1e-4):
+        raise ValueError(f"{what}: {name} map values must be probabilities in [0, 1] "
+                         f"(found {values.min():.3g}..{values.max():.3g})")
+    return np.clip(values, 0.0, 1.0)
+
+
+class CacheBuilder:
+    """Build a new cache file.
+
+    meta: teacher (one of schema.TEACHER_KINDS), model, weights_sha256, random_weights, embedding_dim and
+    settings (a JSON-able dict of everything that decides the maps' content). Use as a context manager: leaving
+    the block normally commits (rename into place); an exception deletes the temporary file.
+    """
+
+    def __init__(self, path: str | Path, meta: dict[str, Any], storage: StorageConfig | None = None,
+                 overwrite: bool = False):
+        self.path = Path(path)
+        self.storage = storage or StorageConfig()
+        if meta.get("teacher") not in TEACHER_KINDS:
+            raise ValueError(f"meta['teacher'] must be one of {TEACHER_KINDS}, got {meta.get('teacher')!r}")
+        if "embedding_dim" not in meta:
+            raise ValueError("meta['embedding_dim'] is required")
+        if self.path.exists() and not overwrite:
+            raise CacheError(f"{self.path} already exists (pass overwrite to replace it)")
+        parent = self.path.parent
+        if not parent.exists():
+            raise CacheError(f"cannot write {self.path}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise CacheError(f"cannot write {self.path}: directory {parent} is not writable")
+        self.meta = dict(meta)
+        self.embedding_dim = int(meta["embedding_dim"])
+        self.tmp_path = Path(f"{self.path}.partial-{os.getpid()}")
+        self._file = h5py.File(self.tmp_path, "w")
+        self._protein_rows: dict[str, int] = {}
+        self._pair_rows: dict[tuple[str, str], int] = {}
+        self._proteins: dict[str, list] = {"key": [], "sequence": [], "length": [], "tiled": [], "embedding": [],
+                                           "residue_offset": []}
+        self._pairs: dict[str, list] = {"key_a": [], "key_b": [], "len_a": [], "len_b": [], "offset": [],
+                                        "tiled": []}
+        self._map_buffers: dict[str, list[np.ndarray]] = {name: [] for name in MAP_NAMES}
+        self._buffered_cells = 0
+        self._cells = 0
+        self._residue_rows = 0
+        self._residue_buffer: list[np.ndarray] = []
+        self._init_datasets()
+
+    # -- construction -------------------------------------------------------------------------------------
+    def _init_datasets(self) -> None:
+        pairs = self._file.create_group("pairs")
+        options = self.storage.dataset_options()
+        for name in MAP_NAMES:
+            pairs.create_dataset(name, shape=(0,), dtype=np.dtype(self.storage.dtype), **options)
+        self._file.create_group("proteins")
+
+    def __enter__(self) -> "CacheBuilder":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def has_pair(self, seq_a: str, seq_b: str) -> bool:
+        first, second, _ = canonical_pair(sequence_key(seq_a), sequence_key(seq_b))
+        return (first, second) in self._pair_rows
+
+    def has_protein(self, sequence: str) -> bool:
+        return sequence_key(sequence) in self._protein_rows
+
+    def add_protein(self, sequence: str, embedding: np.ndarray, residue_embedding: np.ndarray | None = None,
+                    tiled: bool = False) -> bool:
+        """Add one protein; returns False (and stores nothing) when it is already present."""
+        return self._add_protein_entry(sequence_key(sequence), sequence, embedding, residue_embedding, tiled)
+
+    def _add_protein_entry(self, key: str, sequence: str, embedding: np.ndarray,
+                           residue_embedding: np.ndarray | None, tiled: bool) -> bool:
+        if key in self._protein_rows:
+            return False
+        embedding = np.asarray(embedding, dtype=np.float32)
+        if embedding.shape != (self.embedding_dim,):
+            raise ValueError(f"protein {key[:12]}: embedding shape {embedding.shape}, expected ({self.embedding_dim},)")
+        if not np.isfinite(embedding).all():
+            raise ValueError(f"protein {key[:12]}: embedding holds NaN or infinite values")
+        offset = -1
+        if residue_embedding is not None:
+            residue_embedding = np.asarray(residue_embedding, dtype=np.float16)
+            if residue_embedding.shape != (len(sequence), self.embedding_dim):
+                raise ValueError(f"protein {key[:12]}: per-residue embedding shape {residue_embedding.shape}, "
+                                 f"expected ({len(sequence)}, {self.embedding_dim})")
+            offset = self._residue_rows
+            self._residue_rows += len(sequence)
+            self._residue_buffer.append(residue_embedding)
+        self._protein_rows[key] = len(self._protein_rows)
+        for name, value in (("key", key), ("sequence", sequence), ("length", len(sequence)), ("tiled", int(tiled)),
+                            ("embedding", embedding), ("residue_offset", offset)):
+            self._proteins[name].append(value)
+        return True
+
+    def add_pair(self, seq_a: str, seq_b: str, contact: np.ndarray, attention: np.ndarray,
+                 tiled: bool = False) -> bool:
+        """Add the (len(seq_a), len(seq_b)) maps of one pair; returns False when the pair is already present.
+
+        Stored in canonical orientation (transposed when B's key sorts first), so either orientation reads back.
+        """
+        key_a, key_b = sequence_key(seq_a), sequence_key(seq_b)
+        first, second, swapped = canonical_pair(key_a, key_b)
+        if (first, second) in self._pair_rows:
+            return False
+        shape = (len(seq_a), len(seq_b))
+        what = f"pair {key_a[:12]}/{key_b[:12]}"
+        contact = _check_map("contact", contact, shape, what)
+        attention = _check_map("attention", attention, shape, what)
+        if swapped:
+            contact, attention = contact.T, attention.T
+        self._add_pair_entry(first, second, contact, attention, tiled)
+        return True
+
+    def _add_pair_entry(self, key_a: str, key_b: str, contact: np.ndarray, attention: np.ndarray,
+                        tiled: bool) -> None:
+        """Append maps already in canonical orientation (key_a <= key_b)."""
+        len_a, len_b = contact.shape
+        self._pair_rows[(key_a, key_b)] = len(self._pair_rows)
+        for name, value in (("key_a", key_a), ("key_b", key_b), ("len_a", len_a), ("len_b", len_b),
+                            ("offset", self._cells), ("tiled", int(tiled))):
+            self._pairs[name].append(value)
+        for name, values in (("contact", contact), ("attention", attention)):
+            self._map_buffers[name].append(self.storage.encode(np.ascontiguousarray(values).reshape(-1)))
+        self._cells += len_a * len_b
+        self._buffered_cells += len_a * len_b
+        if self._buffered_cells >= _FLUSH_CELLS:
+            self._flush_maps()
+
+    def _flush_maps(self) -> None:
+        if not self._buffered_cells:
+            return
+        for name in MAP_NAMES:
+            dataset = self._file["pairs"][name]
+            block = np.concatenate(self._map_buffers[name])
+            start = dataset.shape[0]
+            dataset.resize((start + block.shape[0],))
+            dataset[start:] = block
+            self._map_buffers[name] = []
+        self._buffered_cells = 0
+
+    # -- finishing ------------------------------------------------------------------------------------------
+    def _write_index(self) -> None:
+        proteins, pairs = self._file["proteins"], self._file["pairs"]
+        dim = self.embedding_dim
+        n_prot = len(self._proteins["key"])
+        proteins.create_dataset("key", data=np.array(self._proteins["key"], dtype=KEY_DTYPE).reshape(n_prot))
+        proteins.create_dataset("sequence", data=np.array(self._proteins["sequence"], dtype=object).reshape(n_prot),
+                                dtype=h5py.string_dtype("ascii"))
+        proteins.create_dataset("length", data=np.array(self._proteins["length"], dtype=np.int32).reshape(n_prot))
+        proteins.create_dataset("tiled", data=np.array(self._proteins["tiled"], dtype=np.uint8).reshape(n_prot))
+        embedding = (np.stack(self._proteins["embedding"]) if n_prot else np.zeros((0, dim), np.float32))
+        proteins.create_dataset("embedding", data=embedding, chunks=(max(1, min(64, n_prot)), max(dim, 1))
+                                if n_prot else None)
+        proteins.create_dataset("residue_offset",
+                                data=np.array(self._proteins["residue_offset"], dtype=np.int64).reshape(n_prot))
+        if self._residue_buffer:
+            proteins.create_dataset("residue_embedding", data=np.concatenate(self._residue_buffer),
+                                    chunks=(min(1024, self._residue_rows), dim), compression="gzip",
+                                    compression_opts=4, shuffle=True)
+        n_pairs = len(self._pairs["key_a"])
+        for name, dtype in (("key_a", KEY_DTYPE), ("key_b", KEY_DTYPE), ("len_a", np.int32), ("len_b", np.int32),
+                            ("offset", np.int64), ("tiled", np.uint8)):
+            pairs.create_dataset(name, data=np.array(self._pairs[name], dtype=dtype).reshape(n_pairs))
+
+    def commit(self) -> Path:
+        """Write the index and metadata, close, and atomically rename the file into place."""
+        try:
+            self._flush_maps()
+            self._write_index()
+            attrs = self._file.attrs
+            meta = dict(self.meta)
+            settings = meta.pop("settings", {})
+            for name, value in meta.items():
+                attrs[name] = json.dumps(value) if isinstance(value, (dict, list)) else value
+            attrs["format"] = FORMAT_NAME
+            attrs["schema_version"] = SCHEMA_VERSION
+            attrs["settings"] = json.dumps(settings, sort_keys=True)
+            attrs["storage"] = self.storage.to_json()
+            attrs.setdefault("weights_sha256", "")
+            attrs.setdefault("random_weights", False)
+            attrs.setdefault("model", "")
+            attrs["tool_version"] = TOOL_VERSION
+            attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            attrs["command_line"] = shlex.join(sys.argv)
+            attrs["fingerprint"] = fingerprint({k: attrs[k] for k in attrs.keys()})
+            attrs["complete"] = True
+            self._file.close()
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._file.close()
+        except Exception:
+            pass
+        self.tmp_path.unlink(missing_ok=True)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self._pair_rows)
+
+    @property
+    def n_proteins(self) -> int:
+        return len(self._protein_rows)
+
+
+def merge_caches(sources: Iterable[str | Path], out: str | Path, overwrite: bool = False,
+                 storage: StorageConfig | None = None) -> Path:
+    """Join caches with the same fingerprint into `out`; an entry present in several sources is taken once.
+
+    `out` may be one of the sources (it is replaced atomically at the end).
+    """
+    from teacher_cache.reader import TeacherCache  # reader imports nothing of the writer; avoid a cycle here
+
+    sources = [Path(s) for s in sources]
+    if not sources:
+        raise CacheError("nothing to merge: no source caches given")
+    caches = [TeacherCache.open(s) for s in sources]
+    try:
+        first = caches[0]
+        for cache in caches[1:]:
+            if cache.fingerprint != first.fingerprint:
+                raise CacheError(f"cannot merge {cache.path} into {first.path}: they were built with different "
+                                 f"teachers or settings (fingerprints {cache.fingerprint} vs {first.fingerprint})")
+        meta = first.meta_for_builder()
+        out = Path(out)
+        replacing_source = any(out.resolve() == s.resolve() for s in sources if s.exists())
+        builder = CacheBuilder(out, meta, storage or first.storage, overwrite=overwrite or replacing_source)
+        with builder:
+            for cache in caches:
+                cache.copy_into(builder)
+    finally:
+        for cache in caches:
+            cache.close()
+    return out
