@@ -1,0 +1,112 @@
+"""Train/valid/test splits of a pairs table: by pair (random), by protein content, or by precomputed groups
+(e.g. homology clusters from `data.homology`).
+
+Protein-disjoint splits assign whole groups of proteins (identical sequences under any id are one protein) to a
+part; a pair belongs to a part when both its proteins do, and pairs that straddle two parts are dropped and counted.
+Since a pair survives only when both of its proteins land in one part, a part that should hold a fraction f of
+the pairs receives groups carrying a share proportional to sqrt(f) of the pair endpoints.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from data.errors import UserError
+from data.keys import sequence_key
+from data.pairs import SPLIT_NAMES, Pair
+
+SPLIT_METHODS = ("random", "protein", "homology")
+
+
+@dataclass
+class SplitResult:
+    pairs: list[Pair]  # kept pairs with .split set
+    dropped: int = 0  # pairs that straddled two parts
+    stats: dict = field(default_factory=dict)
+
+
+def _fractions(valid_frac: float, test_frac: float) -> dict[str, float]:
+    if valid_frac < 0 or test_frac <= 0 or valid_frac + test_frac >= 1:
+        raise UserError(f"need 0 < test fraction, 0 <= valid fraction and valid + test < 1 "
+                        f"(got valid {valid_frac}, test {test_frac})")
+    return {"train": 1.0 - valid_frac - test_frac, "valid": valid_frac, "test": test_frac}
+
+
+def split_stats(pairs: list[Pair], dropped: int = 0, groups: dict[str, str] | None = None) -> dict:
+    """Counts per part: pairs, positives, positive rate, proteins (and groups when given); plus dropped pairs."""
+    stats: dict = {"dropped_straddling": dropped, "kept": len(pairs)}
+    for part in SPLIT_NAMES:
+        members = [p for p in pairs if p.split == part]
+        labelled = [p.label for p in members if p.label is not None]
+        proteins = {sequence_key(s) for p in members for s in (p.seq_a, p.seq_b)}
+        entry = {"pairs": len(members), "positives": int(sum(labelled)),
+                 "positive_rate": round(sum(labelled) / len(labelled), 4) if labelled else None,
+                 "proteins": len(proteins)}
+        if groups is not None:
+            entry["groups"] = len({groups[k] for k in proteins})
+        stats[part] = entry
+    return stats
+
+
+def assign_splits(pairs: list[Pair], by: str = "protein", valid_frac: float = 0.1, test_frac: float = 0.1,
+                  seed: int = 0, groups: dict[str, str] | None = None) -> SplitResult:
+    """Give every pair a part (`train|valid|test`).
+
+    by: "random" (pairs shuffled; proteins shared between parts), "protein" (each distinct sequence is a group),
+    or "homology" (`groups` maps each sequence key to a cluster id; see data.homology.cluster_sequences).
+    """
+    fractions = _fractions(valid_frac, test_frac)
+    rng = np.random.default_rng(seed)
+    if by == "random":
+        order = rng.permutation(len(pairs))
+        n_test = int(round(test_frac * len(pairs)))
+        n_valid = int(round(valid_frac * len(pairs)))
+        parts = np.empty(len(pairs), dtype=object)
+        parts[order[:n_test]] = "test"
+        parts[order[n_test:n_test + n_valid]] = "valid"
+        parts[order[n_test + n_valid:]] = "train"
+        kept = [replace(p, split=str(part)) for p, part in zip(pairs, parts)]
+        return SplitResult(kept, 0, split_stats(kept))
+    if by == "protein":
+        groups = {sequence_key(s): sequence_key(s) for p in pairs for s in (p.seq_a, p.seq_b)}
+    elif by == "homology":
+        if groups is None:
+            raise ValueError("a homology split needs `groups` (sequence key -> cluster id)")
+    else:
+        raise UserError(f"unknown split method {by!r} (one of {', '.join(SPLIT_METHODS)})")
+
+    def group_of(sequence: str) -> str:
+        key = sequence_key(sequence)
+        if key not in groups:
+            raise ValueError(f"sequence {key[:12]}… has no group")
+        return groups[key]
+
+    # Endpoint counts per group: how much pair mass a group carries.
+    weight = Counter(group_of(s) for p in pairs for s in (p.seq_a, p.seq_b))
+    names = sorted(weight)
+    order = rng.permutation(len(names))
+    share = {part: np.sqrt(f) for part, f in fractions.items()}
+    total_share = sum(share.values())
+    total_weight = sum(weight.values())
+    targets = {part: share[part] / total_share * total_weight for part in fractions}
+    assigned: dict[str, str] = {}
+    filled = {part: 0.0 for part in fractions}
+    for index in order:  # fill test, then valid, then train, in random group order
+        name = names[index]
+        part = next((p for p in ("test", "valid") if filled[p] < targets[p]), "train")
+        assigned[name] = part
+        filled[part] += weight[name]
+    kept: list[Pair] = []
+    dropped = 0
+    for pair in pairs:
+        part_a, part_b = assigned[group_of(pair.seq_a)], assigned[group_of(pair.seq_b)]
+        if part_a != part_b:
+            dropped += 1
+            continue
+        kept.append(replace(pair, split=part_a))
+    if not any(p.split == "test" for p in kept) or not any(p.split == "train" for p in kept):
+        raise UserError(f"the {by} split left an empty train or test part ({len(pairs)} pairs, "
+                        f"{len(names)} groups): use more pairs or other fractions")
+    return SplitResult(kept, dropped, split_stats(kept, dropped, groups))
