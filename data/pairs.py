@@ -1,7 +1,7 @@
 """Pairs tables: `id_a  id_b  [label]  [more columns]`, tab- or whitespace-separated, header optional.
 
 A header is recognised when its first field is a known column name (id_a, protein_a, ...) or its label field is
-not a number. With a header, the columns `label` and `split` are found by name; without one the third column
+not a number, unless its first two fields are both ids of the FASTA (then it is data). With a header, the columns `label` and `split` are found by name; without one the third column
 is the label. Pairs are validated against the FASTA and de-duplicated by content (either orientation, any ids).
 """
 from __future__ import annotations
@@ -94,7 +94,10 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
             n_fields = len(fields)
             if n_fields < 2:
                 raise InputError("expected at least two columns (id_a, id_b)", path, number)
-            is_header = fields[0].lower() in HEADER_FIRST_FIELDS or (n_fields >= 3 and not _is_number(fields[2]))
+            # A first row naming two FASTA ids is data, even when an id looks like a column name ("a").
+            names_proteins = fields[0] in sequences and fields[1] in sequences
+            is_header = not names_proteins and (
+                fields[0].lower() in HEADER_FIRST_FIELDS or (n_fields >= 3 and not _is_number(fields[2])))
             if is_header:
                 columns = [f.lower() for f in fields]
                 label_col = columns.index("label") if "label" in columns else None

@@ -8,14 +8,17 @@ the pairs receives groups carrying a share proportional to sqrt(f) of the pair e
 """
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from data.errors import UserError
 from data.keys import sequence_key
-from data.pairs import SPLIT_NAMES, Pair
+from data.pairs import SPLIT_NAMES, Pair, write_pairs
 
 SPLIT_METHODS = ("random", "protein", "homology")
 
@@ -110,3 +113,53 @@ def assign_splits(pairs: list[Pair], by: str = "protein", valid_frac: float = 0.
         raise UserError(f"the {by} split left an empty train or test part ({len(pairs)} pairs, "
                         f"{len(names)} groups): use more pairs or other fractions")
     return SplitResult(kept, dropped, split_stats(kept, dropped, groups))
+
+
+@dataclass
+class SplitConfig:
+    """How `make_split` splits a pairs table; saved in the statistics beside every split it writes."""
+    by: str = "protein"
+    valid_frac: float = 0.1
+    test_frac: float = 0.1
+    seed: int = 0
+    min_seq_id: float = 0.3  # homology only: MMseqs2 identity threshold
+    coverage: float = 0.8  # homology only: MMseqs2 coverage of both sequences
+    threads: int = 2  # homology only
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_split(pairs: list[Pair], config: SplitConfig) -> SplitResult:
+    """Split by `config.by`; for "homology", group sequences with MMseqs2 first (data.homology).
+
+    The result's stats hold the config, per-part counts, and for homology the number and largest size of groups.
+    """
+    groups = None
+    if config.by == "homology":
+        from data.homology import HomologyConfig, cluster_sequences  # runs MMseqs2; only needed here
+
+        homology = HomologyConfig(min_seq_id=config.min_seq_id, coverage=config.coverage, threads=config.threads)
+        groups = cluster_sequences([s for p in pairs for s in (p.seq_a, p.seq_b)], homology)
+    result = assign_splits(pairs, by=config.by, valid_frac=config.valid_frac, test_frac=config.test_frac,
+                           seed=config.seed, groups=groups)
+    result.stats["config"] = config.to_dict()
+    result.stats["input_pairs"] = len(pairs)
+    if groups is not None:
+        sizes = Counter(groups.values())
+        result.stats["homology_groups"] = len(sizes)
+        result.stats["largest_group"] = max(sizes.values())
+        result.stats["sequences"] = len(groups)
+    return result
+
+
+def write_split(path: str | Path, result: SplitResult) -> Path:
+    """Write the split pairs (`id_a id_b label split`) and `<path>.stats.json`, each via a temporary name."""
+    path = Path(path)
+    stats_path = path.with_name(path.name + ".stats.json")
+    for target, write in ((path, lambda p: write_pairs(p, result.pairs, with_split=True)),
+                          (stats_path, lambda p: p.write_text(json.dumps(result.stats, indent=2) + "\n"))):
+        partial = target.with_name(target.name + ".partial")
+        write(partial)
+        os.replace(partial, target)
+    return stats_path

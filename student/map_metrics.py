@@ -39,13 +39,17 @@ def top_k_precision(pred: np.ndarray, true_contacts: np.ndarray, k: int, valid: 
 
 
 def top_k_overlap(pred: np.ndarray, reference: np.ndarray, k: int, valid: np.ndarray | None = None) -> float:
-    """Precision of pred's top-k cells among reference's top-k cells (for soft reference maps, e.g. a teacher)."""
+    """Precision of pred's top-k cells among reference's top-k cells (for soft reference maps, e.g. a teacher).
+
+    Reference cells tied with its k-th largest value all count as its top-k, so a binary teacher map (many cells
+    tied at 1) is not cut at an arbitrary cell order.
+    """
     scores, ref = _cells(pred, reference, valid)
     if scores.size == 0:
         return float("nan")
     k = min(k, scores.size)
-    ref_top = np.zeros(ref.size, dtype=bool)
-    ref_top[np.argsort(-ref, kind="stable")[:k]] = True
+    kth_value = np.partition(ref, ref.size - k)[ref.size - k]
+    ref_top = ref >= kth_value
     top = np.argsort(-scores, kind="stable")[:k]
     return float(ref_top[top].mean())
 

@@ -61,8 +61,13 @@ class TeacherCache:
             self.close()
             raise CacheError(f"{self.path} is an incomplete cache (its writer did not finish)")
         self.attrs = attrs
-        self.settings: dict[str, Any] = json.loads(attrs.get("settings", "{}"))
-        self.storage = StorageConfig.from_json(attrs["storage"])
+        try:
+            self.settings: dict[str, Any] = json.loads(attrs.get("settings", "{}"))
+            self.storage = StorageConfig.from_json(attrs["storage"])
+        except (KeyError, TypeError, ValueError) as exc:
+            self.close()
+            raise CacheError(f"{self.path} is damaged: its 'settings' or 'storage' attribute is missing or invalid "
+                             f"({type(exc).__name__}: {exc})") from None
         try:
             pairs, proteins = handle["pairs"], handle["proteins"]
             key_a = pairs["key_a"][()].astype(str)
@@ -132,16 +137,23 @@ class TeacherCache:
     def has_protein(self, sequence: str) -> bool:
         return sequence_key(sequence) in self._protein_rows
 
-    def _read_row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+    def _read_row(self, row: int, names: tuple[str, ...] = MAP_NAMES) -> list[np.ndarray]:
         len_a, len_b = int(self._pair_len_a[row]), int(self._pair_len_b[row])
         start = int(self._pair_offset[row])
         stop = start + len_a * len_b
         pairs = self._handle()["pairs"]
         try:
-            maps = [self.storage.decode(pairs[name][start:stop]).reshape(len_a, len_b) for name in MAP_NAMES]
+            return [self.storage.decode(pairs[name][start:stop]).reshape(len_a, len_b) for name in names]
         except (OSError, ValueError) as exc:
             raise CacheError(f"{self.path}: cannot decode the maps of pair row {row} ({exc})") from None
-        return maps[0], maps[1]
+
+    def pair_map(self, seq_a: str, seq_b: str, name: str) -> np.ndarray:
+        """One map ("contact" or "attention") of (seq_a, seq_b), reading only that dataset."""
+        if name not in MAP_NAMES:
+            raise ValueError(f"unknown map {name!r} (one of {', '.join(MAP_NAMES)})")
+        row, swapped = self._pair_row(seq_a, seq_b)
+        (values,) = self._read_row(row, (name,))
+        return values.T.copy() if swapped else values
 
     def pair(self, seq_a: str, seq_b: str) -> PairMaps:
         """Maps of (seq_a, seq_b), shape (len(seq_a), len(seq_b)), whichever orientation was stored."""

@@ -1,0 +1,305 @@
+"""Stage one, side by side: a fair-esm reference loop against the project's `run_precompute`, same pairs, same model.
+
+Both compute, for every pair, the inter-chain (A x B) blocks of the contact map and of the last layer's head-averaged
+attention of `BOS + A + linker + B + EOS`, and for every protein its mean final-layer embedding, and write them to
+HDF5. The model is a RANDOMLY INITIALISED ESM-2 of a real architecture (t12 = esm2_t12_35M: 12 layers, embed 480,
+20 heads), written in fair-esm's checkpoint format: no real weights exist here, and timings do not depend on them.
+
+(a) reference: the way fair-esm's README and `scripts/extract.py` do it: `FastaBatchedDataset.get_batch_indices`
+    under `--toks-per-batch`, `alphabet.get_batch_converter()`, `model(tokens, repr_layers=[last],
+    return_contacts=True)`, blocks sliced by hand, written with h5py (one float16 gzip dataset per map).
+(b) ours: `teacher_cache.precompute.run_precompute` (layer-by-layer contact head keeping only the A x B block).
+
+Each runs in its own subprocess; peak memory is that child's ru_maxrss (os.wait4). Pairs are drawn from the yeast
+set (../shared/data/dscript-yeast) and kept short enough (A + linker + B <= 1022) that neither side tiles.
+
+    python benchmarks/precompute.py --n-pairs 64 --arch t12 --json precompute.json
+
+Both sides get the same token budget per batch (--toks-per-batch, 2048 by default; see its help for why not 4096)
+and the same torch thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
+LINKER = "G" * 25
+MAX_RESIDUES = 1022  # fair-esm's usual truncation length; pairs longer than this are not drawn
+
+
+# -- inputs ---------------------------------------------------------------------------------------------------------
+def draw_pairs(n_pairs: int, seed: int, workdir: Path) -> tuple[Path, Path, list[tuple[str, str]]]:
+    """Write seqs.fasta and pairs.tsv of n distinct yeast pairs (by content) that need no tiling."""
+    sys.path.insert(0, str(ROOT))
+    from data.fasta import read_fasta, write_fasta
+    from data.keys import canonical_pair, sequence_key
+
+    rng = np.random.default_rng(seed)
+    if (YEAST / "seqs.fasta").exists():
+        sequences = read_fasta(YEAST / "seqs.fasta")
+        rows = [line.split("\t")[:2] for line in (YEAST / "pairs.tsv").read_text().splitlines() if line.strip()]
+    else:  # generated stand-ins with the yeast median length
+        residues = list("LAGVSERTIDPKQNFYMHWC")
+        sequences = {f"p{i}": "".join(rng.choice(residues, int(np.clip(rng.lognormal(np.log(314), 0.55), 50, 800))))
+                     for i in range(2000)}
+        names = list(sequences)
+        rows = [[names[i], names[j]] for i, j in rng.integers(0, len(names), size=(20000, 2))]
+    chosen: dict[tuple[str, str], tuple[str, str]] = {}
+    for index in rng.permutation(len(rows)):
+        id_a, id_b = rows[index]
+        seq_a, seq_b = sequences[id_a], sequences[id_b]
+        if len(seq_a) + len(LINKER) + len(seq_b) > MAX_RESIDUES:
+            continue
+        key = canonical_pair(sequence_key(seq_a), sequence_key(seq_b))[:2]
+        chosen.setdefault(key, (id_a, id_b))
+        if len(chosen) == n_pairs:
+            break
+    ids = sorted({name for pair in chosen.values() for name in pair})
+    # One id per distinct sequence, so both sides see the same set of proteins.
+    by_sequence: dict[str, str] = {}
+    for name in ids:
+        by_sequence.setdefault(sequences[name], name)
+    pairs = [(by_sequence[sequences[a]], by_sequence[sequences[b]]) for a, b in chosen.values()]
+    # run_precompute runs each pair in canonical order (the sequence whose key sorts first before the linker); list
+    # them that way so both sides compute the same inputs and their maps can be compared.
+    pairs = [(a, b) if not canonical_pair(sequence_key(sequences[a]), sequence_key(sequences[b]))[2] else (b, a)
+             for a, b in pairs]
+    fasta, table = workdir / "seqs.fasta", workdir / "pairs.tsv"
+    write_fasta(fasta, {name: seq for seq, name in by_sequence.items()})
+    table.write_text("id_a\tid_b\tlabel\n" + "".join(f"{a}\t{b}\t0\n" for a, b in pairs))
+    return fasta, table, [(sequences[a], sequences[b]) for a, b in pairs]
+
+
+# -- workers (each in its own process) ------------------------------------------------------------------------------
+def run_reference(model_path: str, fasta: str, table: str, out: str, toks_per_batch: int) -> dict:
+    """fair-esm's README / scripts/extract.py loop, extended to pairs and inter-chain blocks."""
+    import argparse as _argparse
+
+    import h5py
+    import torch
+    from esm.data import FastaBatchedDataset
+    from esm.pretrained import load_model_and_alphabet_local
+
+    started = time.perf_counter()
+    # fair-esm's local loader calls torch.load without weights_only; torch >= 2.6 needs its config class allowed.
+    with torch.serialization.safe_globals([_argparse.Namespace]):
+        model, alphabet = load_model_and_alphabet_local(model_path)
+    model.eval()
+    last = model.num_layers
+    converter = alphabet.get_batch_converter(MAX_RESIDUES)
+    proteins = FastaBatchedDataset.from_file(fasta)
+    sequences = dict(zip(proteins.sequence_labels, proteins.sequence_strs))
+    pair_ids = [line.split("\t")[:2] for line in Path(table).read_text().splitlines()[1:] if line.strip()]
+    pairs = FastaBatchedDataset([f"{a}\t{b}" for a, b in pair_ids],
+                                [sequences[a] + LINKER + sequences[b] for a, b in pair_ids])
+    tokens_seen = 0
+    model_seconds = 0.0  # inside model(...) calls, the counterpart of run_precompute's compute_seconds
+    with h5py.File(out, "w") as handle, torch.no_grad():
+        # 1. per-protein mean embeddings, as extract.py --include mean
+        loader = torch.utils.data.DataLoader(proteins, collate_fn=converter,
+                                             batch_sampler=proteins.get_batch_indices(toks_per_batch,
+                                                                                      extra_toks_per_seq=1))
+        for labels, strs, toks in loader:
+            t0 = time.perf_counter()
+            result = model(toks, repr_layers=[last])
+            model_seconds += time.perf_counter() - t0
+            tokens_seen += sum(len(s) + 2 for s in strs)
+            for i, label in enumerate(labels):
+                handle.create_dataset(f"proteins/{label}", data=result["representations"][last][i, 1:len(strs[i]) + 1]
+                                      .mean(0).numpy())
+        # 2. pair maps: contacts and attentions of A + linker + B, blocks sliced by hand
+        loader = torch.utils.data.DataLoader(pairs, collate_fn=converter,
+                                             batch_sampler=pairs.get_batch_indices(toks_per_batch,
+                                                                                   extra_toks_per_seq=1))
+        for labels, strs, toks in loader:
+            t0 = time.perf_counter()
+            result = model(toks, repr_layers=[last], return_contacts=True)
+            contacts = result["contacts"]  # (B, T-2, T-2), BOS/EOS removed
+            attentions = result["attentions"][:, last - 1].mean(1)  # (B, T, T), last layer, heads averaged
+            model_seconds += time.perf_counter() - t0
+            tokens_seen += sum(len(s) + 2 for s in strs)
+            for i, label in enumerate(labels):
+                id_a, id_b = label.split("\t")
+                la, lb = len(sequences[id_a]), len(sequences[id_b])
+                b0 = la + len(LINKER)
+                contact = contacts[i, :la, b0:b0 + lb]
+                att = attentions[i, 1:1 + la, 1 + b0:1 + b0 + lb]
+                att_t = attentions[i, 1 + b0:1 + b0 + lb, 1:1 + la].transpose(0, 1)
+                group = handle.create_group(f"pairs/{len(handle.get('pairs', {}))}")
+                group.attrs["id_a"], group.attrs["id_b"] = id_a, id_b
+                for name, values in (("contact", contact), ("attention", (att + att_t) / 2)):
+                    group.create_dataset(name, data=values.numpy().astype(np.float16), compression="gzip",
+                                         compression_opts=4, shuffle=True)
+    return {"seconds": time.perf_counter() - started, "tokens": tokens_seen, "compute_seconds": model_seconds}
+
+
+def run_ours(model_path: str, fasta: str, table: str, out: str, toks_per_batch: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from teacher_cache.config import PrecomputeConfig
+    from teacher_cache.precompute import run_precompute
+
+    started = time.perf_counter()
+    result = run_precompute(PrecomputeConfig(pairs=table, fasta=fasta, model=model_path, out=out, linker=LINKER,
+                                             tokens_per_batch=toks_per_batch, checkpoint_seconds=1e9))
+    return {"seconds": time.perf_counter() - started, "tokens": result.tokens,
+            "pairs_computed": result.pairs_computed, "proteins_computed": result.proteins_computed,
+            "compute_seconds": result.compute_seconds}
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    import resource
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    run = run_reference if args.worker == "reference" else run_ours
+    report = run(args.model, args.fasta_path, args.table_path, args.out, args.toks_per_batch)
+    report["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print("RESULT " + json.dumps(report))
+
+
+# -- driver ---------------------------------------------------------------------------------------------------------
+def measure(which: str, model: Path, fasta: Path, table: Path, workdir: Path, args: argparse.Namespace) -> dict:
+    out = workdir / f"{which}.h5"
+    command = [sys.executable, __file__, "--worker", which, "--model", str(model), "--fasta-path", str(fasta),
+               "--table-path", str(table), "--out", str(out), "--toks-per-batch", str(args.toks_per_batch),
+               "--threads", str(args.threads)]
+    stdout_path, stderr_path = workdir / f"{which}.stdout", workdir / f"{which}.stderr"
+    started = time.perf_counter()
+    with open(stdout_path, "w") as stdout_file, open(stderr_path, "w") as stderr_file:
+        child = subprocess.Popen(command, stdout=stdout_file, stderr=stderr_file, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage (ru_maxrss in KiB on Linux)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    stdout = stdout_path.read_text()
+    if child.returncode != 0 or "RESULT " not in stdout:
+        raise SystemExit(f"{which} failed (exit {child.returncode}):\n{stderr_path.read_text()[-3000:]}")
+    report = json.loads(stdout.split("RESULT ", 1)[1])
+    report["process_wall_seconds"] = wall
+    report["peak_rss_mb"] = usage.ru_maxrss / 1024
+    report["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # less sensitive than wall time to a shared CPU
+    report["out_bytes"] = out.stat().st_size
+    return report
+
+
+def compare_outputs(pairs: list[tuple[str, str]], workdir: Path) -> dict:
+    """Largest difference between the two sides' stored maps (both float16 on disk)."""
+    import h5py
+
+    sys.path.insert(0, str(ROOT))
+    from teacher_cache import TeacherCache
+
+    worst = {"contact": 0.0, "attention": 0.0}
+    with h5py.File(workdir / "reference.h5", "r") as reference, TeacherCache.open(workdir / "ours.h5") as ours:
+        sequences = {}
+        for line in (workdir / "seqs.fasta").read_text().split(">")[1:]:
+            name, seq = line.strip().split("\n", 1)
+            sequences[name] = seq.replace("\n", "")
+        for key in reference["pairs"]:
+            group = reference["pairs"][key]
+            maps = ours.pair(sequences[group.attrs["id_a"]], sequences[group.attrs["id_b"]])
+            for name in worst:
+                diff = np.abs(group[name][()].astype(np.float32) - getattr(maps, name)).max()
+                worst[name] = max(worst[name], float(diff))
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-pairs", type=int, default=64,
+                        help="pairs to compute (64 by default: on 2 CPU cores the t12 reference takes minutes)")
+    parser.add_argument("--arch", default="t12", help="random ESM-2 architecture: t6, t12, t30, t33")
+    parser.add_argument("--toks-per-batch", type=int, default=2048,
+                        help="token budget per batch, both sides (fair-esm's extract.py uses 4096; the reference's "
+                             "memory grows with it: ~22 GB for t12 at 4096 by extrapolation from t6, more than a 24 GB machine shared with"
+                             " other jobs can spare)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each worker")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--order", default="reference,ours", help="which side runs first")
+    parser.add_argument("--json", type=Path)
+    # worker mode (internal)
+    parser.add_argument("--worker", choices=["reference", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--fasta-path", help=argparse.SUPPRESS)
+    parser.add_argument("--table-path", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args)
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from tests.esm_fixtures import ARCHITECTURES, write_random_esm2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        fasta, table, pairs = draw_pairs(args.n_pairs, args.seed, workdir)
+        layers, dim, heads = ARCHITECTURES[args.arch]
+        model = write_random_esm2(workdir / "model", layers, dim, heads, seed=0, name=f"esm2_{args.arch}_random")
+        n_proteins = len({s for pair in pairs for s in pair})
+        pair_tokens = sum(len(a) + len(LINKER) + len(b) + 2 for a, b in pairs)
+        print(f"{len(pairs)} pairs ({n_proteins} proteins, {pair_tokens:,} pair tokens, longest "
+              f"{max(len(a) + len(b) + len(LINKER) + 2 for a, b in pairs)}), RANDOM-WEIGHT ESM-2 {args.arch} "
+              f"({layers} layers, embed {dim}, {heads} heads), {args.threads} threads, toks_per_batch "
+              f"{args.toks_per_batch}")
+        load_before = os.getloadavg()
+        print(f"load average before: {load_before[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
+        results = {}
+        for which in args.order.split(","):
+            results[which] = measure(which, model, fasta, table, workdir, args)
+            print(f"  {which}: {results[which]['seconds']:.1f} s", file=sys.stderr)
+        difference = compare_outputs(pairs, workdir)
+        load_after = os.getloadavg()
+        print(f"load average after: {load_after[0]:.1f} (1 min), {load_after[2]:.1f} (15 min)")
+
+    rows = []
+    for which in ("reference", "ours"):
+        r = results[which]
+        r["pairs_per_s"] = len(pairs) / r["seconds"]
+        r["tokens_per_s"] = r["tokens"] / r["seconds"]
+        rows.append((which, r))
+    print(f"\n{'':<10} {'seconds':>8} {'model s':>8} {'CPU s':>8} {'pairs/s':>8} {'tokens/s':>9} "
+          f"{'peak RSS MB':>12} {'file MB':>8}")
+    for which, r in rows:
+        print(f"{which:<10} {r['seconds']:8.1f} {r['compute_seconds']:8.1f} {r['cpu_seconds']:8.1f} "
+              f"{r['pairs_per_s']:8.3f} "
+              f"{r['tokens_per_s']:9.0f} {r['peak_rss_mb']:12.0f} {r['out_bytes'] / 1e6:8.2f}")
+    throughput_ratio = results["ours"]["pairs_per_s"] / results["reference"]["pairs_per_s"]
+    memory_ratio = results["ours"]["peak_rss_mb"] / results["reference"]["peak_rss_mb"]
+    print(f"\nthroughput ratio (ours / reference): {throughput_ratio:.2f}x   (target >= 2)")
+    print(f"peak memory ratio (ours / reference): {memory_ratio:.2f}x   (target <= 0.5)")
+    model_ratio = results["reference"]["compute_seconds"] / results["ours"]["compute_seconds"]
+    cpu_ratio = results["reference"]["cpu_seconds"] / results["ours"]["cpu_seconds"]
+    print(f"model-time speed-up (reference model s / ours model s): {model_ratio:.2f}x")
+    print(f"CPU-time speed-up (reference CPU s / ours CPU s, whole worker process): {cpu_ratio:.2f}x")
+    print(f"largest difference of stored maps: contact {difference['contact']:.2e}, attention "
+          f"{difference['attention']:.2e} (both stored as float16)")
+    print("seconds: from before the model load to the written file, inside each worker (throughput uses these); "
+          "model s: inside the forward passes (proteins and pairs); tokens include BOS/EOS of "
+          "the protein passes and the pair passes. Random weights: these numbers say nothing about map quality.")
+    if args.json:
+        setup = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": platform.platform(),
+                 "cpu_count": os.cpu_count(), "arch": args.arch, "random_weights": True, "n_pairs": len(pairs),
+                 "n_proteins": n_proteins, "pair_tokens": pair_tokens, "threads": args.threads,
+                 "toks_per_batch": args.toks_per_batch, "load_average_before": load_before,
+                 "load_average_after": load_after}
+        args.json.write_text(json.dumps({"setup": setup, "reference": results["reference"], "ours": results["ours"],
+                                         "throughput_ratio": throughput_ratio, "peak_memory_ratio": memory_ratio,
+                                         "model_time_speedup": model_ratio, "cpu_time_speedup": cpu_ratio,
+                                         "max_map_difference": difference}, indent=1))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""Ablation grid: which loss terms and which head make distillation work, and how that changes with the amount of
+labelled data. Every run trains one student (`student.trainer.train`) on the same pairs, cache and fixed split.
+
+Grid: heads (features | map | both) x loss terms (ce | ce+sem | ce+map | ce+map+sem) x training-set sizes x seeds.
+A run's map settings (map loss, normalisation, weight) are recorded only when its loss has the map term, and the
+semantic weight only when it has the semantic term, so rows that ran the same thing share a key: a second
+ablation into the same directory with another map loss reuses the CE-only rows.
+
+Outputs in `out`: results.csv (one row per finished run, rewritten atomically after each run; a re-run skips
+the rows already there, so a killed ablation resumes), summary.md (mean ± std over seeds), learning_curve.png,
+ablate.json (the settings shared by every run; a re-run with other shared settings is refused), runs/<name>/
+(each run's own output directory).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from data.errors import UserError
+from data.fasta import read_fasta
+from data.pairs import Pair, read_pairs
+from student.config import HEADS, MAP_LOSSES, MAP_NORMS, MAP_TARGETS, ModelConfig, TrainConfig
+from student.map_metrics import default_k, top_k_precision
+
+log = logging.getLogger(__name__)
+
+LOSS_SETTINGS = ("ce", "ce+sem", "ce+map", "ce+map+sem")
+KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train", "seed")
+RESULT_COLUMNS = KEY_COLUMNS + ("aupr", "auroc", "map_top_l5", "valid_aupr", "valid_auroc", "valid_map_top_l5",
+                                "epochs", "best_epoch", "seconds", "student_code")
+# The modules whose content decides a run's result; their hash goes into every row (`student_code`).
+STUDENT_CODE = ("config.py", "model.py", "losses.py", "dataset.py", "trainer.py", "metrics.py", "predict.py")
+# Settings in ablate.json that change what every run means: a results.csv is only extended under the same ones.
+SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "map_target", "epochs", "batch_size", "lr", "patience", "max_len",
+                        "model")
+
+TrainFn = Callable[[TrainConfig], dict]
+
+
+@dataclass
+class AblateConfig:
+    pairs: str
+    fasta: str
+    cache: str
+    out: str
+    heads: tuple[str, ...] = HEADS
+    losses: tuple[str, ...] = LOSS_SETTINGS
+    n_train: tuple[int, ...] = (250, 500, 1000, 2000)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    map_loss: str = "bce"
+    map_norm: str = "mass"
+    map_target: str = "contact"
+    alpha_map: float = 1.0
+    beta_sem: float = 0.1
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 30
+    max_len: int = 512
+    device: str = "cpu"
+    threads: int | None = None  # torch.set_num_threads for the whole ablation (None: leave torch's default)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(embed_dim=32, channels=(64, 64),
+                                                                   kernel_sizes=(5, 5), hidden=32))
+
+    def __post_init__(self) -> None:
+        for name, values, allowed in (("head", self.heads, HEADS), ("losses", self.losses, LOSS_SETTINGS)):
+            unknown = [v for v in values if v not in allowed]
+            if unknown or not values:
+                raise UserError(f"unknown or missing {name} {', '.join(unknown)} (choose from {', '.join(allowed)})")
+        for name, value, allowed in (("map-loss", self.map_loss, MAP_LOSSES), ("map-norm", self.map_norm, MAP_NORMS),
+                                     ("map-target", self.map_target, MAP_TARGETS)):
+            if value not in allowed:
+                raise UserError(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
+        if not self.n_train or any(n < 2 for n in self.n_train) or not self.seeds:
+            raise UserError("need at least one training-set size (each >= 2) and one seed")
+        if self.alpha_map <= 0 and any("map" in loss for loss in self.losses):
+            raise UserError("a grid with a map loss term needs alpha-map > 0")
+        if self.beta_sem <= 0 and any("sem" in loss for loss in self.losses):
+            raise UserError("a grid with a semantic loss term needs beta-sem > 0")
+
+    def shared_settings(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["model"] = self.model.to_dict()
+        return {name: values[name] for name in SHARED_SETTING_NAMES}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    head: str
+    losses: str
+    map_loss: str  # "" when the run has no map term
+    map_norm: str
+    alpha_map: float
+    beta_sem: float
+    n_train: int
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(_key_text(getattr(self, name)) for name in KEY_COLUMNS)
+
+    @property
+    def name(self) -> str:
+        """Directory name of the run."""
+        loss = self.losses.replace("+", "-")
+        if self.map_loss:
+            loss += f"_{self.map_loss}-{self.map_norm}-a{self.alpha_map:g}"
+        if self.beta_sem:
+            loss += f"_b{self.beta_sem:g}"
+        return f"{self.head}_{loss}_n{self.n_train}_s{self.seed}"
+
+
+@dataclass
+class AblateResult:
+    results_csv: Path
+    summary_md: Path
+    plot_png: Path | None
+    ran: int
+    skipped: int
+    rows: list[dict[str, str]]
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def grid(config: AblateConfig) -> list[RunSpec]:
+    """Every run of the grid, smallest training sets first (so a time-limited ablation fills the curve's start)."""
+    specs = []
+    for n_train in sorted(config.n_train):
+        for seed in config.seeds:
+            for losses in config.losses:
+                with_map, with_sem = "map" in losses, "sem" in losses
+                for head in config.heads:
+                    specs.append(RunSpec(head, losses, config.map_loss if with_map else "",
+                                         config.map_norm if with_map else "",
+                                         config.alpha_map if with_map else 0.0,
+                                         config.beta_sem if with_sem else 0.0, n_train, seed))
+    return specs
+
+
+def train_config(config: AblateConfig, spec: RunSpec, run_dir: Path) -> TrainConfig:
+    model = ModelConfig.from_dict({**config.model.to_dict(), "head": spec.head})
+    return TrainConfig(pairs=config.pairs, fasta=config.fasta, cache=config.cache, out=str(run_dir),
+                       map_loss=spec.map_loss or config.map_loss, map_target=config.map_target,
+                       map_norm=spec.map_norm or config.map_norm, alpha_map=spec.alpha_map, beta_sem=spec.beta_sem,
+                       epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience,
+                       max_len=config.max_len, seed=spec.seed, device=config.device, split="column",
+                       n_train=spec.n_train, overwrite=True, model=model)
+
+
+def _metric(metrics: dict | None, name: str) -> str:
+    if not metrics or metrics.get(name) is None:
+        return ""
+    value = float(metrics[name])
+    return "" if np.isnan(value) else f"{value:.4f}"
+
+
+def student_code_hash() -> str:
+    """First 12 hex digits of the SHA-256 over the student modules that decide a run's result."""
+    digest = hashlib.sha256()
+    for name in STUDENT_CODE:
+        path = Path(__file__).with_name(name)
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def contact_map_precision(checkpoint: Path, pairs: list[Pair], cache_path: str) -> float | None:
+    """Mean over pairs with contacts of the top-L/5 precision (L = min(La, Lb)) of the student's map against the
+    cache's contact map binarised at 0.5 (for a synthetic cache: exactly the planted contacts); None without any.
+    """
+    from student.checkpoint import load_checkpoint
+    from student.predict import predict_pairs
+    from teacher_cache import TeacherCache
+
+    with TeacherCache.open(cache_path) as cache:
+        references = [cache.pair(p.seq_a, p.seq_b).contact > 0.5 for p in pairs]
+    chosen = [i for i, ref in enumerate(references) if ref.any()]
+    if not chosen:
+        return None
+    model, _ = load_checkpoint(checkpoint)
+    _, maps = predict_pairs(model, [pairs[i] for i in chosen], return_maps=True)
+    precisions = [top_k_precision(pred, references[i], default_k(pred.shape)) for pred, i in zip(maps, chosen)]
+    return float(np.mean(precisions))
+
+
+def result_row(spec: RunSpec, result: dict, seconds: float, epochs_default: int,
+               map_precision: dict[str, float | None], student_code: str = "") -> dict[str, str]:
+    test, valid = result.get("test") or {}, result.get("valid") or {}
+    row = dict(zip(KEY_COLUMNS, spec.key))
+    row.update(aupr=_metric(test, "aupr"), auroc=_metric(test, "auroc"),
+               map_top_l5=_metric(map_precision, "test"), valid_aupr=_metric(valid, "aupr"),
+               valid_auroc=_metric(valid, "auroc"), valid_map_top_l5=_metric(map_precision, "valid"),
+               epochs=str(result.get("epochs_run", epochs_default)),
+               best_epoch=str(result.get("best_epoch", "")), seconds=f"{seconds:.1f}",
+               student_code=student_code)
+    return row
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in KEY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path} is not an ablation results file (no column {', '.join(missing)})")
+        return list(reader)
+
+
+def write_results(path: Path, rows: list[dict[str, str]]) -> None:
+    tmp = path.with_name(path.name + f".partial-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _check_inputs(config: AblateConfig) -> dict[str, list[Pair]]:
+    """The labelled pairs of each part, after checking that the grid can run on them."""
+    for name in ("pairs", "fasta", "cache"):
+        if not Path(getattr(config, name)).exists():
+            raise UserError(f"{name} file {getattr(config, name)} does not exist")
+    table = read_pairs(config.pairs, read_fasta(config.fasta), require_labels=True)
+    if not table.has_split:
+        raise UserError(f"{config.pairs} has no split column: an ablation compares runs on one fixed split "
+                        "(write one with `python cli.py synth` or add a train/valid/test column)")
+    n_available = sum(p.split == "train" for p in table.pairs)
+    too_big = [n for n in config.n_train if n > n_available]
+    if too_big:
+        raise UserError(f"training-set size(s) {too_big} exceed the {n_available} training pairs of {config.pairs}")
+    return {part: [p for p in table.pairs if p.split == part] for part in ("valid", "test")}
+
+
+def _check_shared_settings(config: AblateConfig, out: Path) -> None:
+    settings_path = out / "ablate.json"
+    shared = json.loads(json.dumps(config.shared_settings()))
+    if settings_path.exists():
+        earlier = json.loads(settings_path.read_text())
+        changed = [name for name in SHARED_SETTING_NAMES if earlier.get(name) != shared.get(name)]
+        if changed:
+            raise UserError(f"{out} holds an ablation run with other settings ({', '.join(changed)}); use a new "
+                            "--out directory or the same settings")
+        return
+    tmp = settings_path.with_name(f"ablate.json.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(shared, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, settings_path)
+
+
+def run_ablation(config: AblateConfig, train_fn: TrainFn | None = None,
+                 progress: Callable[[RunSpec, dict[str, str] | None], None] | None = None) -> AblateResult:
+    """Run every grid point not yet in out/results.csv, then write the summary and the learning-curve plot.
+
+    `progress(spec, None)` is called before each run and `progress(spec, row)` after it; skipped runs are not
+    reported. `train_fn` defaults to `student.trainer.train` (tests pass a stand-in).
+    """
+    if train_fn is None:
+        from student.trainer import train as train_fn  # noqa: N813 - imported late: tests pass their own
+    code = student_code_hash()  # taken when the modules are imported, not when the files change later
+    parts = _check_inputs(config)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_shared_settings(config, out)
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    results_path = out / "results.csv"
+    rows = read_results(results_path)
+    done = {tuple(row[c] for c in KEY_COLUMNS) for row in rows}
+    ran = skipped = 0
+    for spec in grid(config):
+        if spec.key in done:
+            skipped += 1
+            continue
+        if progress is not None:
+            progress(spec, None)
+        run_dir = out / "runs" / spec.name
+        started = time.perf_counter()
+        result = train_fn(train_config(config, spec, run_dir))
+        seconds = time.perf_counter() - started
+        checkpoint = run_dir / "best.pt"
+        map_precision = {part: contact_map_precision(checkpoint, pairs, config.cache)
+                         for part, pairs in parts.items()} if checkpoint.exists() else {}
+        row = result_row(spec, result, seconds, config.epochs, map_precision, code)
+        rows.append(row)
+        done.add(spec.key)
+        write_results(results_path, rows)
+        ran += 1
+        if progress is not None:
+            progress(spec, row)
+    summary_path, plot_path = write_report(out, rows)
+    return AblateResult(results_path, summary_path, plot_path, ran, skipped, rows)
+
+
+def write_report(out: str | Path, rows: list[dict[str, str]] | None = None) -> tuple[Path, Path | None]:
+    """(Re)write out/summary.md and out/learning_curve.png from out/results.csv (or the given rows)."""
+    out = Path(out)
+    if rows is None:
+        if not (out / "results.csv").exists():
+            raise UserError(f"{out} holds no results.csv")
+        rows = read_results(out / "results.csv")
+    summary_path = out / "summary.md"
+    tmp = summary_path.with_name(f"summary.md.partial-{os.getpid()}")
+    tmp.write_text(summary_markdown(rows))
+    os.replace(tmp, summary_path)
+    return summary_path, plot_learning_curve(rows, out / "learning_curve.png")
+
+
+# -- summaries --------------------------------------------------------------------------------------------------
+GROUP_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train")
+
+
+def _values(rows: list[dict[str, str]], name: str) -> np.ndarray:
+    return np.array([float(r[name]) for r in rows if r.get(name, "") != ""], dtype=np.float64)
+
+
+def _mean_std(values: np.ndarray) -> str:
+    if values.size == 0:
+        return "-"
+    if values.size == 1:
+        return f"{values[0]:.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def summarise(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One entry per grid point without the seed: its rows and mean/std of the test metrics."""
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[c] for c in GROUP_COLUMNS), []).append(row)
+    heads, losses = list(HEADS), list(LOSS_SETTINGS)
+    order = sorted(groups, key=lambda k: (int(k[6]), heads.index(k[0]) if k[0] in heads else 9,
+                                          losses.index(k[1]) if k[1] in losses else 9, k[2:6]))
+    return [{"key": dict(zip(GROUP_COLUMNS, key)), "rows": groups[key]} for key in order]
+
+
+def summary_markdown(rows: list[dict[str, str]]) -> str:
+    lines = ["| n_train | head | losses | map loss | AUPR (test) | AUROC (test) | map top-L/5 (test) | "
+             "AUPR (valid) | seeds | s / run |",
+             "|---:|---|---|---|---|---|---|---|---:|---:|"]
+    for group in summarise(rows):
+        key, members = group["key"], group["rows"]
+        map_text = f"{key['map_loss']}/{key['map_norm']}, α={key['alpha_map']}" if key["map_loss"] else "-"
+        if key["beta_sem"] not in ("0", ""):
+            map_text += f"; β={key['beta_sem']}"
+        seconds = _values(members, "seconds")
+        lines.append(f"| {key['n_train']} | {key['head']} | {key['losses']} | {map_text} | "
+                     f"{_mean_std(_values(members, 'aupr'))} | {_mean_std(_values(members, 'auroc'))} | "
+                     f"{_mean_std(_values(members, 'map_top_l5'))} | {_mean_std(_values(members, 'valid_aupr'))} | "
+                     f"{len(members)} | {seconds.mean():.0f} |")
+    return "\n".join(lines) + "\n\nmean ± sample std over seeds; AUPR/AUROC of the interaction label on the test part; " \
+        "map top-L/5: precision of the student map's top L/5 cells against the reference contact map of " \
+        "positive test pairs.\n"
+
+
+def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
+    """Test AUPR against training-set size, one panel per head, one line per loss setting (mean ± std)."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = [h for h in HEADS if any(r["head"] == h for r in rows)]
+    fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 3.6), sharey=True, squeeze=False)
+    for ax, head in zip(axes[0], heads):
+        lines: dict[str, dict[int, np.ndarray]] = {}
+        for group in summarise([r for r in rows if r["head"] == head]):
+            key = group["key"]
+            label = key["losses"] + (f" ({key['map_loss']}/{key['map_norm']}, α={key['alpha_map']})"
+                                     if key["map_loss"] else "")
+            lines.setdefault(label, {})[int(key["n_train"])] = _values(group["rows"], "aupr")
+        for number, (label, points) in enumerate(lines.items()):
+            sizes = sorted(n for n in points if points[n].size)
+            means = [points[n].mean() for n in sizes]
+            stds = [points[n].std(ddof=1) if points[n].size > 1 else 0.0 for n in sizes]
+            dodge = 1.0 + 0.04 * (number - (len(lines) - 1) / 2)  # side by side, not on top of each other
+            ax.errorbar([n * dodge for n in sizes], means, yerr=stds, marker="o", capsize=3, label=label)
+        ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_title(f"{head} head")
+        ax.set_xlabel("training pairs")
+        ax.set_ylim(0.3, 1.02)
+    axes[0][0].set_ylabel("test AUPR (mean ± std over seeds)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,169 @@
+"""Configuration records of the student: the one place for default hyper-parameters.
+
+`ModelConfig` says how to build a `StudentModel`; `TrainConfig` holds the inputs, every training choice and the
+values derived from the data at the start of a run (positive weight, map bias, teacher embedding size, cache
+fingerprint), written back into it so that the saved config says exactly what ran.
+Both are saved as plain dicts (`to_dict`) beside every artefact and rebuilt with `from_dict`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from data.alphabet import VOCAB_SIZE
+from data.errors import UserError
+
+HEADS = ("features", "map", "both")
+MAP_LOSSES = ("mse", "kl", "bce")
+MAP_TARGETS = ("contact", "attention")
+MAP_NORMS = ("mass", "mean")
+SPLITS = ("auto", "column", "random", "protein")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = VOCAB_SIZE
+    embed_dim: int = 64
+    channels: tuple[int, ...] = (128, 128)  # output channels of each conv layer; the last is the feature size D
+    kernel_sizes: tuple[int, ...] = (3, 5)  # odd, one per conv layer
+    head: str = "both"  # features | map | both
+    hidden: int = 64  # hidden units of the classifier MLPs
+    dropout: float = 0.1
+    map_topk: int = 16  # cells averaged by the map head's top-k statistic
+    semantic_dim: int = 0  # teacher embedding size for the semantic projection (0: no projection)
+    map_bias_init: float = 0.0  # initial bias of the map logits (log-odds of the mean teacher value)
+    bn_momentum: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)
+        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        if self.head not in HEADS:
+            raise UserError(f"unknown head {self.head!r} (one of {', '.join(HEADS)})")
+        if len(self.channels) != len(self.kernel_sizes) or not self.channels:
+            raise UserError(f"need one kernel size per conv layer (channels {self.channels}, "
+                            f"kernel sizes {self.kernel_sizes})")
+        if any(k % 2 == 0 or k < 1 for k in self.kernel_sizes):
+            raise UserError(f"kernel sizes must be odd and positive (got {self.kernel_sizes}) so that a "
+                            "residue's output stays centred on it")
+
+    @property
+    def feature_dim(self) -> int:
+        return self.channels[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["channels"], out["kernel_sizes"] = list(self.channels), list(self.kernel_sizes)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class TrainConfig:
+    # inputs and outputs
+    pairs: str = ""
+    fasta: str = ""
+    cache: str | None = None  # teacher cache; without one, training uses labels only (alpha_map = beta_sem = 0)
+    out: str = ""
+    # model: `head`, when set, overrides model.head (so `TrainConfig(head="map")` works)
+    head: str | None = None
+    # loss
+    map_loss: str = "mse"  # mse (the original) | kl (row/column distributions, both directions) | bce (soft targets)
+    map_target: str = "contact"  # contact | attention
+    map_norm: str = "mass"  # mass: map loss summed over cells / teacher's map mass; mean: average over cells
+    alpha_map: float = 1.0
+    beta_sem: float = 0.1
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup: float = 0.05  # fraction of all optimiser steps spent in linear warm-up (then cosine decay to 0)
+    clip_norm: float = 1.0
+    max_len: int = 512  # training crops longer proteins to a random window of this length; evaluation never crops
+    patience: int = 8  # epochs without a better validation AUPR before stopping
+    seed: int = 0
+    device: str = "auto"  # cpu | cuda | auto (cuda when available); AMP (bf16) on cuda
+    workers: int = 0  # DataLoader worker processes
+    preload: bool | None = None  # targets held in RAM: None = when they fit in `preload_max_cells`
+    preload_max_cells: int = 50_000_000
+    # splits
+    split: str = "auto"  # auto (the pairs file's split column, else protein) | column | random | protein
+    valid_frac: float = 0.1
+    test_frac: float = 0.1
+    n_train: int | None = None  # seeded stratified subsample of the training part (learning curves)
+    # run control
+    resume: bool = False
+    overwrite: bool = False
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # derived at the start of a run (written back so the saved config says what ran)
+    pos_weight: float | None = None  # negatives / positives of the training part
+    map_mean_target: float | None = None  # mean teacher value over the training maps (bias init, mass floor)
+    map_norm_note: str = ""
+    teacher_fingerprint: str | None = None
+    teacher_random_weights: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        if self.head is not None:
+            self.model = replace(self.model, head=self.head)  # a copy: never mutate a shared ModelConfig
+        for name, value, allowed in (("map_loss", self.map_loss, MAP_LOSSES),
+                                     ("map_target", self.map_target, MAP_TARGETS),
+                                     ("map_norm", self.map_norm, MAP_NORMS), ("split", self.split, SPLITS),
+                                     ("device", self.device, DEVICES)):
+            if value not in allowed:
+                raise UserError(f"unknown {name.replace('_', '-')} {value!r} (one of {', '.join(allowed)})")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UserError("epochs and batch size must be at least 1")
+        if self.max_len < 8:
+            raise UserError(f"max-len {self.max_len} is too short (at least 8)")
+        if self.alpha_map < 0 or self.beta_sem < 0:
+            raise UserError("alpha-map and beta-sem must not be negative")
+        if self.n_train is not None and self.n_train < 2:
+            raise UserError("n-train must be at least 2")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Settings that may differ between a killed run and its resumption without changing the result.
+RESUME_FREE_KEYS = ("resume", "overwrite", "workers", "device", "out", "pairs", "fasta", "cache", "preload",
+                    "preload_max_cells")
+
+
+@dataclass
+class EvaluateConfig:
+    checkpoint: str = ""
+    pairs: str = ""
+    fasta: str = ""
+    cache: str | None = None  # teacher cache: adds map agreement (Pearson r, top-L/5 overlap)
+    split: str | None = None  # train | valid | test: evaluate only that part (column, or the run's split redone)
+    baselines: bool = False
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+@dataclass
+class PredictConfig:
+    checkpoint: str = ""
+    pairs: str = ""
+    fasta: str = ""
+    out: str = ""  # predictions TSV
+    maps: str | None = None  # HDF5 of interaction maps
+    plot: str | None = None  # folder of heatmap PNGs
+    plot_max: int = 20  # heatmaps of at most this many pairs (the first ones of the pairs file)
+    cache: str | None = None  # teacher cache: plots show the teacher's map beside the student's
+    batch_size: int = 64
+    device: str = "cpu"

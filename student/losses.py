@@ -1,0 +1,96 @@
+"""Training losses: class-weighted cross-entropy, the map loss against the teacher's map, the semantic loss.
+
+The map loss is taken over real residue cells only (`valid`), and only for pairs that carry a target. Planted or
+real inter-chain contacts fill well under 1% of a map, so an average over all cells would make the map term vanish
+next to the label loss (../shared/MEASURED.md). `norm="mass"` (the default) therefore sums the per-cell loss and
+divides by the teacher map's total mass, so a pair's map term is of order one whatever its sparsity. A pair whose
+map is (nearly) empty, e.g. a negative of the planted benchmark, is divided by the mass a map of its size holds on
+average instead (`mean_density` x cells, the training set's mean teacher value), and never by less than 1;
+`norm="mean"` is the original average over cells. For `kl` the teacher's rows (and columns) are distributions
+over the partner's residues; rows are weighted by their teacher mass ("mass") or equally ("mean").
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MIN_MASS = 1.0  # denominator floor of the mass normalisation: a map with almost no mass is not blown up
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | None = None) -> torch.Tensor:
+    """Binary cross-entropy on logits (B,); positives weighted by `pos_weight` (negatives / positives)."""
+    weight = None if pos_weight is None else torch.tensor(float(pos_weight), device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weight)
+
+
+def _row_kl(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-pair KL(teacher row || student row) over the columns, rows weighted by mass or equally; (B,)."""
+    row_mass = (target * valid).sum(dim=2)  # (B, La)
+    q = target * valid / row_mass.clamp_min(1e-12)[:, :, None]  # (B, La, Lb), each row with mass sums to 1
+    log_p = F.log_softmax(logits, dim=2)  # masked cells hold MASKED_LOGIT: p = 0 there
+    cell = (torch.xlogy(q, q) - q * log_p) * valid
+    row_kl = cell.sum(dim=2)  # (B, La)
+    if norm == "mass":
+        weight = row_mass
+    else:
+        weight = (row_mass > 0).to(row_kl.dtype)
+    return (row_kl * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1e-12)
+
+
+def map_loss(map_logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str = "mse",
+             norm: str = "mass", has_target: torch.Tensor | None = None,
+             mean_density: float = 0.0) -> torch.Tensor:
+    """Mean over pairs with a target of the per-pair map loss.
+
+    map_logits, target: (B, La, Lb) (target in [0, 1], any value at invalid cells); valid: (B, La, Lb) bool;
+    has_target: (B,) bool. mean_density: floor of the mass normalisation per valid cell (see the module docstring).
+    Gradients at invalid cells are exactly zero.
+    """
+    logits = map_logits.float()
+    valid_f = valid.to(logits.dtype)
+    target = target.float() * valid_f
+    if kind == "kl":
+        per_pair = 0.5 * (_row_kl(logits, target, valid_f, norm)
+                          + _row_kl(logits.transpose(1, 2), target.transpose(1, 2), valid_f.transpose(1, 2), norm))
+    else:
+        if kind == "mse":
+            cell = (torch.sigmoid(logits) - target) ** 2
+        elif kind == "bce":
+            cell = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        else:
+            raise ValueError(f"unknown map loss {kind!r}")
+        total = (cell * valid_f).sum(dim=(1, 2))  # (B,)
+        if norm == "mass":
+            floor = (mean_density * valid_f.sum(dim=(1, 2))).clamp_min(MIN_MASS)
+            per_pair = total / torch.maximum(target.sum(dim=(1, 2)), floor)
+        elif norm == "mean":
+            per_pair = total / valid_f.sum(dim=(1, 2)).clamp_min(1.0)
+        else:
+            raise ValueError(f"unknown map loss normalisation {norm!r}")
+    if has_target is None:
+        return per_pair.mean()
+    weight = has_target.to(per_pair.dtype)
+    return (per_pair * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def semantic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity between projected student embeddings (N, E) and teacher embeddings (N, E), mean."""
+    return (1.0 - F.cosine_similarity(student.float(), teacher.float(), dim=1, eps=1e-8)).mean()
+
+
+def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], pos_weight: float | None,
+               alpha_map: float, beta_sem: float, map_kind: str, map_norm: str, mean_density: float = 0.0
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts."""
+    parts = {"ce": classification_loss(outputs["logit"], batch["label"], pos_weight)}
+    loss = parts["ce"]
+    if alpha_map > 0 and "target" in batch:
+        valid = batch["mask_a"][:, :, None] & batch["mask_b"][:, None, :]
+        parts["map"] = map_loss(outputs["map"], batch["target"], valid, map_kind, map_norm, batch.get("has_target"),
+                                mean_density)
+        loss = loss + alpha_map * parts["map"]
+    if beta_sem > 0 and "emb_a" in batch and "sem_a" in outputs:
+        parts["sem"] = semantic_loss(torch.cat([outputs["sem_a"], outputs["sem_b"]]),
+                                     torch.cat([batch["emb_a"], batch["emb_b"]]))
+        loss = loss + beta_sem * parts["sem"]
+    return loss, {name: value.detach() for name, value in parts.items()}

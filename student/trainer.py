@@ -1,0 +1,452 @@
+"""Training the student: data and splits, derived settings, the epoch loop (AdamW, warm-up + cosine, gradient
+clipping, early stopping on validation AUPR), checkpoints and --resume, and the final evaluation.
+
+`train(config)` writes into `config.out`:
+    best.pt       weights of the best validation epoch, resolved config, threshold, metrics (plain dict)
+    last.pt       the latest epoch with optimizer, scheduler, RNG and trainer state, for --resume
+    metrics.json  valid and test metrics of best.pt, split statistics, timings
+    history.csv   one row per epoch
+    config.json   the resolved TrainConfig
+Randomness: model initialisation and dropout come from torch's generator (seeded, saved in last.pt); batch
+order and crops are drawn from (seed, epoch), so a resumed run repeats the uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from data.errors import UserError
+from data.fasta import read_fasta
+from data.pairs import Pair, read_pairs
+from data.splits import assign_splits, split_stats
+from student.checkpoint import read_checkpoint, save_checkpoint
+from student.config import RESUME_FREE_KEYS, TrainConfig
+from student.dataset import LengthBucketSampler, PairDataset, batch_sizes, check_cache, collate_pairs
+from student.losses import classification_loss, total_loss
+from student.metrics import classification_metrics, map_agreement, pick_threshold, ranking_metrics
+from student.model import StudentModel, log_odds
+from student.predict import autocast_for, iterate_predictions, to_device
+from teacher_cache import TeacherCache
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("best.pt", "last.pt", "metrics.json", "history.csv", "config.json")
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_ce", "train_map", "train_sem", "valid_loss", "valid_aupr",
+                  "valid_auroc", "best", "seconds")
+
+
+@dataclass
+class RunData:
+    train: list[Pair]
+    valid: list[Pair]
+    test: list[Pair]
+    cache: TeacherCache | None
+    split: dict = field(default_factory=dict)
+    pairs_sha256: str = ""
+
+
+# -- data ---------------------------------------------------------------------------------------------------------
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stratified_subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
+    """A seeded subsample of n pairs keeping the positive rate (each class present keeps at least one pair)."""
+    if n >= len(pairs):
+        return pairs
+    rng = np.random.default_rng([seed, 11])
+    labels = np.array([p.label for p in pairs])
+    members = {value: np.flatnonzero(labels == value) for value in (0, 1) if (labels == value).any()}
+    take = {value: max(1, int(round(n * len(idx) / len(pairs)))) for value, idx in members.items()}
+    while sum(take.values()) > max(n, len(take)):  # rounding overshoot: trim the larger class
+        largest = max(take, key=lambda v: take[v])
+        take[largest] -= 1
+    chosen = [int(i) for value, idx in members.items()
+              for i in rng.choice(idx, size=min(take[value], len(idx)), replace=False)]
+    return [pairs[i] for i in sorted(chosen)]
+
+
+def split_pairs(pairs: list[Pair], config: TrainConfig, has_column: bool, source: str) -> tuple[list[Pair], dict]:
+    """Pairs with .split set, by the pairs file's column or data.splits.assign_splits, and the split statistics."""
+    method = config.split
+    if method == "auto":
+        method = "column" if has_column else "protein"
+    if method == "column":
+        if not has_column:
+            raise UserError(f"{source} has no `split` column; use --split random or --split protein")
+        return pairs, {"method": "column", **split_stats(pairs)}
+    result = assign_splits(pairs, by=method, valid_frac=config.valid_frac, test_frac=config.test_frac,
+                           seed=config.seed)
+    return result.pairs, {"method": method, "valid_frac": config.valid_frac, "test_frac": config.test_frac,
+                          "seed": config.seed, **result.stats}
+
+
+def load_run_data(config: TrainConfig) -> RunData:
+    """Read FASTA and pairs, split them, subsample the training part, open and check the cache."""
+    sequences = read_fasta(config.fasta)
+    table = read_pairs(config.pairs, sequences, require_labels=True)
+    pairs, stats = split_pairs(table.pairs, config, table.has_split, config.pairs)
+    parts = {name: [p for p in pairs if p.split == name] for name in ("train", "valid", "test")}
+    if config.n_train is not None:
+        parts["train"] = stratified_subsample(parts["train"], config.n_train, config.seed)
+        stats["n_train"] = len(parts["train"])
+    train_labels = [p.label for p in parts["train"]]
+    if not parts["train"] or sum(train_labels) == 0 or sum(train_labels) == len(train_labels):
+        raise UserError(f"the training part of {config.pairs} needs positives and negatives "
+                        f"({len(train_labels)} pairs, {sum(train_labels)} positive)")
+    if not parts["valid"]:
+        raise UserError(f"the validation part of {config.pairs} is empty (early stopping and the threshold need "
+                        "it): use --valid-frac > 0 or a split column with `valid` rows")
+    cache = None
+    if config.cache:
+        cache = TeacherCache.open(config.cache)
+        check_cache(parts["train"] + parts["valid"] + parts["test"], cache, need_embeddings=config.beta_sem > 0)
+    return RunData(parts["train"], parts["valid"], parts["test"], cache, stats, file_sha256(config.pairs))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def resolve_config(config: TrainConfig, data: RunData) -> TrainConfig:
+    """Write the values derived from the data back into a copy of the config."""
+    labels = np.array([p.label for p in data.train])
+    config = replace(config, model=replace(config.model))
+    config.pos_weight = float((labels == 0).sum() / max((labels == 1).sum(), 1))
+    if data.cache is None:
+        if config.alpha_map > 0 or config.beta_sem > 0:
+            log.info("no teacher cache: training on labels only (alpha-map and beta-sem set to 0)")
+        config.alpha_map, config.beta_sem = 0.0, 0.0
+        config.model.semantic_dim = 0
+        config.teacher_fingerprint, config.teacher_random_weights = None, None
+    else:
+        config.teacher_fingerprint = data.cache.fingerprint
+        config.teacher_random_weights = data.cache.random_weights
+        config.model.semantic_dim = data.cache.embedding_dim if config.beta_sem > 0 else 0
+    config.map_norm_note = {
+        "mass": "map loss summed over real cells / max(teacher map mass, map_mean_target x cells, 1), mean over "
+                "pairs",
+        "mean": "map loss averaged over real cells, mean over pairs"}[config.map_norm]
+    if config.map_loss == "kl":
+        config.map_norm_note = ("kl of teacher rows and columns (as distributions) vs softmax of student logits, "
+                                + {"mass": "rows weighted by teacher mass", "mean": "rows with mass weighted equally"
+                                   }[config.map_norm])
+    return config
+
+
+def mean_target(dataset: PairDataset) -> float:
+    """Mean teacher value over every cell of the training maps (full, uncropped)."""
+    total, cells = 0.0, 0
+    for index in range(len(dataset)):
+        target = dataset.target(index)
+        total += float(target.sum(dtype=np.float64))
+        cells += target.size
+    return total / max(cells, 1)
+
+
+# -- output directory ---------------------------------------------------------------------------------------------
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an --out that holds a run unless --resume or --overwrite says what to do with it."""
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if present and not resume and not overwrite:
+        raise UserError(f"{out} already holds a training run ({', '.join(present)}): pass --resume to continue "
+                        "it or --overwrite to replace it")
+
+
+def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    check_out(out, resume, overwrite)
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if present and not resume:
+        for name in present:
+            (out / name).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
+    os.replace(tmp, path)
+
+
+def _comparable(config_dict: dict) -> dict:
+    return {k: v for k, v in config_dict.items() if k not in RESUME_FREE_KEYS}
+
+
+# -- evaluation ---------------------------------------------------------------------------------------------------
+def evaluate_dataset(model: StudentModel, dataset: PairDataset, batch_size: int, device: torch.device,
+                     threshold: float | None = None, pos_weight: float | None = None, with_maps: bool = False,
+                     workers: int = 0) -> tuple[dict, np.ndarray]:
+    """Metrics of `model` on `dataset` (uncropped) and the probabilities in dataset order.
+
+    Without a threshold only ranking metrics and the (class-weighted) CE loss are computed (per-epoch validation);
+    with one, every classification metric, and with_maps the agreement with the teacher's maps.
+    """
+    n = len(dataset)
+    probs, logits = np.zeros(n), np.zeros(n)
+    agreement: list[tuple[np.ndarray, np.ndarray]] = []
+    for index, prob, logit, pair_map in iterate_predictions(model, dataset, batch_size, device,
+                                                           with_maps=with_maps, workers=workers):
+        probs[index], logits[index] = prob, logit
+        if pair_map is not None:
+            agreement.append((pair_map, dataset.target(index)))
+    labels = np.array([p.label for p in dataset.pairs], dtype=np.float64)
+    if threshold is None:
+        metrics = ranking_metrics(labels, probs)
+        metrics["n"] = n
+    else:
+        metrics = classification_metrics(labels, probs, threshold)
+    if n:
+        metrics["loss"] = float(classification_loss(torch.from_numpy(logits), torch.from_numpy(labels), pos_weight))
+    if with_maps and agreement:
+        metrics.update(map_agreement(agreement))
+    return metrics, probs
+
+
+# -- training -----------------------------------------------------------------------------------------------------
+def lr_factor(step: int, total: int, warmup_steps: int) -> float:
+    """Linear warm-up to 1 over warmup_steps, then cosine decay to 0 at `total`."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _model_payload(model: StudentModel, config: TrainConfig, extra: dict) -> dict:
+    return {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model_config": config.model.to_dict(), "train_config": config.to_dict(),
+            "teacher_fingerprint": config.teacher_fingerprint, **extra}
+
+
+def train(config: TrainConfig, progress: bool = False,
+          on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Run a whole training (see the module docstring); returns valid/test metrics, best_epoch, seconds, ...
+
+    on_epoch(epoch, history_row) is called after each epoch's checkpoints are written.
+    """
+    started = time.perf_counter()
+    if not config.out:
+        raise UserError("an output directory (--out) is required")
+    out = Path(config.out)
+    check_out(out, config.resume, config.overwrite)
+    data = load_run_data(config)  # inputs are checked before an old run is removed
+    prepare_out(out, config.resume, config.overwrite)
+    device = resolve_device(config.device)
+    config = resolve_config(config, data)
+
+    n_cells = sum(len(p.seq_a) * len(p.seq_b) for p in data.train + data.valid + data.test)
+    preload = config.preload if config.preload is not None else n_cells <= config.preload_max_cells
+    map_target = config.map_target if data.cache is not None else None
+    train_set = PairDataset(data.train, data.cache, map_target, with_embeddings=config.beta_sem > 0,
+                            max_len=config.max_len, random_crop=True, seed=config.seed, preload=preload)
+    valid_set = PairDataset(data.valid, data.cache, map_target, preload=preload)
+    valid_labels_only = PairDataset(data.valid)  # per-epoch validation needs no teacher maps
+    test_set = PairDataset(data.test, data.cache, map_target, preload=preload)
+    if data.cache is not None:
+        config.map_mean_target = mean_target(train_set)
+        config.model.map_bias_init = log_odds(config.map_mean_target)
+
+    # resume or start
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state = None
+    if config.resume and last_path.exists():
+        state = read_checkpoint(last_path)
+        saved = TrainConfig.from_dict(state["train_config"])
+        if _comparable(saved.to_dict()) != _comparable(config.to_dict()):
+            changed = sorted(k for k, v in _comparable(config.to_dict()).items()
+                             if _comparable(saved.to_dict()).get(k) != v)
+            raise UserError(f"{last_path} was written with other settings ({', '.join(changed)}); resume with the "
+                            "same options, or start again with --overwrite")
+    elif config.resume:
+        log.info("%s holds no last.pt: starting from the beginning", out)
+    write_json(out / "config.json", config.to_dict())
+
+    torch.manual_seed(config.seed)
+    model = StudentModel(config.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = LengthBucketSampler(batch_sizes(train_set.lengths, config.max_len), config.batch_size, shuffle=True,
+                                  seed=config.seed)
+    steps_per_epoch = len(sampler)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(round(config.warmup * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total_steps, warmup_steps))
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=config.workers,
+                        persistent_workers=False)
+
+    history: list[dict] = []
+    start_epoch, best_aupr, best_loss, best_epoch, bad_epochs = 0, -math.inf, math.inf, -1, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"])
+        trainer_state = state["trainer"]
+        start_epoch, best_aupr = trainer_state["next_epoch"], trainer_state["best_aupr"]
+        best_loss = trainer_state["best_loss"]
+        best_epoch, bad_epochs = trainer_state["best_epoch"], trainer_state["bad_epochs"]
+        history = list(trainer_state["history"])
+        log.info("resuming %s at epoch %d", out, start_epoch + 1)
+
+    bar = _Progress(progress, config.epochs, steps_per_epoch, start_epoch)
+    try:
+        epoch = start_epoch
+        stopped = bad_epochs >= config.patience
+        while epoch < config.epochs and not stopped:
+            epoch_started = time.perf_counter()
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            model.train()
+            sums: dict[str, torch.Tensor] = {}
+            steps = 0
+            for batch in loader:
+                batch = to_device(batch, device)
+                with autocast_for(device):
+                    outputs = model(batch["tokens_a"], batch["mask_a"], batch["tokens_b"], batch["mask_b"])
+                loss, parts = total_loss(outputs, batch, config.pos_weight, config.alpha_map, config.beta_sem,
+                                         config.map_loss, config.map_norm, config.map_mean_target or 0.0)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                optimizer.step()
+                scheduler.step()
+                parts["loss"] = loss.detach()
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + value.float()
+                steps += 1
+                bar.step(float(loss.detach()) if progress else None)
+            train_means = {name: float(value) / max(steps, 1) for name, value in sums.items()}
+            valid_metrics, _ = evaluate_dataset(model, valid_labels_only, config.batch_size, device,
+                                                pos_weight=config.pos_weight)
+            # better AUPR, or the same AUPR (e.g. 1.0 on an easy set) at a lower validation loss
+            score = valid_metrics["aupr"] if valid_metrics["aupr"] is not None else -math.inf
+            improved = score > best_aupr + 1e-12 or (abs(score - best_aupr) <= 1e-12
+                                                     and valid_metrics["loss"] < best_loss)
+            if improved:
+                best_aupr, best_loss, best_epoch, bad_epochs = score, valid_metrics["loss"], epoch, 0
+                save_checkpoint(best_path, _model_payload(model, config, {"epoch": epoch, "threshold": 0.5}))
+            else:
+                bad_epochs += 1
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                   "train_loss": train_means.get("loss"), "train_ce": train_means.get("ce"),
+                   "train_map": train_means.get("map"), "train_sem": train_means.get("sem"),
+                   "valid_loss": valid_metrics.get("loss"), "valid_aupr": valid_metrics["aupr"],
+                   "valid_auroc": valid_metrics["auroc"], "best": int(improved),
+                   "seconds": round(time.perf_counter() - epoch_started, 3)}
+            history.append(row)
+            epoch += 1
+            stopped = bad_epochs >= config.patience
+            rng = {"torch": torch.get_rng_state(),
+                   "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+            save_checkpoint(last_path, _model_payload(model, config, {
+                "epoch": epoch - 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": rng, "trainer": {"next_epoch": epoch, "best_aupr": best_aupr, "best_loss": best_loss,
+                                        "best_epoch": best_epoch,
+                                        "bad_epochs": bad_epochs, "history": history}}))
+            write_history(out / "history.csv", history)
+            bar.epoch_done(row)
+            if on_epoch is not None:
+                on_epoch(epoch - 1, row)
+    finally:
+        bar.close()
+
+    # final evaluation of the best epoch; the threshold is picked on validation
+    best = read_checkpoint(best_path, device)
+    model.load_state_dict(best["model"])
+    with_maps = data.cache is not None
+    _, valid_probs = evaluate_dataset(model, valid_labels_only, config.batch_size, device,
+                                      pos_weight=config.pos_weight)
+    threshold = pick_threshold(np.array([p.label for p in data.valid]), valid_probs)
+    valid_metrics, _ = evaluate_dataset(model, valid_set, config.batch_size, device, threshold, config.pos_weight,
+                                        with_maps=with_maps)
+    if data.test:
+        test_metrics, _ = evaluate_dataset(model, test_set, config.batch_size, device, threshold, config.pos_weight,
+                                           with_maps=with_maps)
+    else:
+        test_metrics = {"n": 0}
+    seconds = time.perf_counter() - started
+    results = {"valid": valid_metrics, "test": test_metrics, "best_epoch": best_epoch + 1,
+               "epochs_run": len(history), "stopped_early": len(history) < config.epochs,
+               "threshold": threshold, "seconds": seconds, "split": data.split,
+               "train_pairs": len(data.train), "pairs_sha256": data.pairs_sha256,
+               "teacher_fingerprint": config.teacher_fingerprint,
+               "teacher_random_weights": config.teacher_random_weights, "device": str(device),
+               "out": str(out)}
+    save_checkpoint(best_path, _model_payload(model, config, {
+        "epoch": best_epoch, "threshold": threshold, "metrics": {"valid": valid_metrics, "test": test_metrics},
+        "split": data.split, "pairs_sha256": data.pairs_sha256}))
+    write_json(out / "metrics.json", results)
+    if data.cache is not None:
+        data.cache.close()
+    return results
+
+
+class _Progress:
+    """Rich progress over optimiser steps (only when asked for: the library is silent by default)."""
+
+    def __init__(self, enabled: bool, epochs: int, steps_per_epoch: int, start_epoch: int):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[status]}"), transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=epochs * steps_per_epoch,
+                                           completed=start_epoch * steps_per_epoch, status="")
+        self.last = ""
+
+    def step(self, loss: float | None) -> None:
+        if self.enabled:
+            self.progress.update(self.task, advance=1, status=f"loss {loss:.4f} {self.last}")
+
+    def epoch_done(self, row: dict) -> None:
+        if self.enabled:
+            aupr = row["valid_aupr"]
+            self.last = (f"| epoch {row['epoch']} valid AUPR {aupr:.3f}" if aupr is not None else
+                         f"| epoch {row['epoch']}")
+            self.progress.update(self.task, status=f"loss {row['train_loss']:.4f} {self.last}")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()

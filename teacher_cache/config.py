@@ -1,0 +1,75 @@
+"""`PrecomputeConfig`: every option of stage one (`cli.py precompute`) in one typed record, saved with the cache."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from data.alphabet import invalid_characters
+from data.errors import UserError
+
+DEFAULT_LINKER = "G" * 25  # the ESMFold multimer trick: chains joined by a poly-glycine linker
+
+
+@dataclass
+class PrecomputeConfig:
+    pairs: str
+    fasta: str
+    model: str  # fair-esm hub name (esm2_t33_650M_UR50D, ...) or a local .pt with its -contact-regression.pt
+    out: str
+    linker: str = DEFAULT_LINKER  # residues between A and B; "" joins them directly
+    attention_layers: list[int] = field(default_factory=lambda: [-1])  # 1-based; negative counts from the end
+    max_tokens: int = 1024  # context per forward pass, BOS and EOS included; longer inputs are tiled
+    tile_overlap: int = 128  # residues shared by neighbouring windows (clamped to half a window)
+    tokens_per_batch: int = 4096  # padded tokens per forward batch
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (fp32 on CPU, bf16 on CUDA where supported, else fp16) | fp32 | bf16 | fp16
+    per_residue: bool = False  # also store (L, D) per-residue embeddings
+    shard: tuple[int, int] = (0, 1)  # (i, N): this run computes block i of N of the sorted work list
+    overwrite: bool = False  # replace an incompatible existing --out (a compatible one is always extended)
+    checkpoint_seconds: float = 60.0  # commit a part file at least this often (0: after every batch)
+
+    def validate(self) -> None:
+        """Raise UserError for option values that cannot work, before anything is loaded or computed."""
+        bad = invalid_characters(self.linker.upper())
+        if bad:
+            raise UserError(f"--linker holds characters that are not residues: {''.join(bad)!r}")
+        self.linker = self.linker.upper()
+        index, count = self.shard
+        if count < 1 or not 0 <= index < count:
+            raise UserError(f"--shard {index}/{count}: expected i/N with 0 <= i < N")
+        if self.max_tokens < len(self.linker) + 4:
+            raise UserError(f"--max-tokens {self.max_tokens} leaves no room for two residues around the "
+                            f"{len(self.linker)}-residue linker plus BOS and EOS")
+        if self.tile_overlap < 0:
+            raise UserError("--tile-overlap must be >= 0")
+        if self.tokens_per_batch < 1:
+            raise UserError("--tokens-per-batch must be >= 1")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise UserError(f"--precision {self.precision!r}: expected auto, fp32, bf16 or fp16")
+        if not self.attention_layers:
+            raise UserError("--attention-layers needs at least one layer")
+        if self.checkpoint_seconds < 0:
+            raise UserError("--checkpoint-seconds must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["shard"] = list(self.shard)
+        return values
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/N' -> (i, N)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
+    return index, count
+
+
+def parse_layers(text: str) -> list[int]:
+    """'-1' or '10,11,12' -> [int, ...]."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--attention-layers {text!r}: expected comma-separated layer numbers, e.g. -1 or 31,32,33") \
+            from None

@@ -1,0 +1,135 @@
+"""The ablation grid (student.ablate): rows, columns, resumption, settings checks; and one tiny real run."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from data.errors import UserError
+from data.synth import SynthConfig
+from student.ablate import KEY_COLUMNS, RESULT_COLUMNS, AblateConfig, grid, run_ablation
+from student.config import ModelConfig, TrainConfig
+from teacher_cache.synthetic import make_synthetic
+
+TINY_MODEL = ModelConfig(embed_dim=8, channels=(8,), kernel_sizes=(3,), hidden=8, map_topk=4)
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    make_synthetic(SynthConfig(n_pairs=60, families=2, motif_len=4, min_len=16, max_len=24, seed=1,
+                               embedding_dim=8), out)
+    return out
+
+
+def _config(data, out, **overrides) -> AblateConfig:
+    values = dict(pairs=str(data / "pairs.tsv"), fasta=str(data / "seqs.fasta"), cache=str(data / "cache.h5"),
+                  out=str(out), heads=("map",), losses=("ce", "ce+map"), n_train=(20,), seeds=(0,), epochs=2,
+                  batch_size=8, model=TINY_MODEL)
+    values.update(overrides)
+    return AblateConfig(**values)
+
+
+class FakeTrainer:
+    """Stands in for student.trainer.train: records the configs and returns metrics that depend on them."""
+
+    def __init__(self):
+        self.configs: list[TrainConfig] = []
+
+    def __call__(self, config: TrainConfig) -> dict:
+        self.configs.append(config)
+        aupr = 0.5 + 0.4 * (config.alpha_map > 0) + 0.01 * config.seed
+        return {"valid": {"aupr": aupr, "auroc": aupr}, "test": {"aupr": aupr, "auroc": aupr, "map_top_l5": 0.25},
+                "best_epoch": 1, "seconds": 0.1}
+
+
+def _read(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_grid_rows_columns_and_resume(synth_dir, tmp_path):
+    fake = FakeTrainer()
+    result = run_ablation(_config(synth_dir, tmp_path / "run", seeds=(0, 1)), train_fn=fake)
+    assert (result.ran, result.skipped) == (4, 0)
+    rows = _read(tmp_path / "run" / "results.csv")
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert len({r["student_code"] for r in rows}) == 1 and len(rows[0]["student_code"]) == 12
+    assert sorted((r["losses"], r["seed"]) for r in rows) == [("ce", "0"), ("ce", "1"), ("ce+map", "0"),
+                                                              ("ce+map", "1")]
+    ce_row = next(r for r in rows if r["losses"] == "ce" and r["seed"] == "0")
+    map_row = next(r for r in rows if r["losses"] == "ce+map" and r["seed"] == "0")
+    assert (ce_row["map_loss"], ce_row["alpha_map"], ce_row["aupr"]) == ("", "0", "0.5000")
+    assert (map_row["map_loss"], map_row["map_norm"], map_row["alpha_map"], map_row["aupr"]) == \
+        ("bce", "mass", "1", "0.9000")
+    # what each run was asked to do
+    by_alpha = {c.alpha_map: c for c in fake.configs}
+    assert by_alpha[1.0].map_loss == "bce" and by_alpha[0.0].beta_sem == 0.0
+    assert all(c.split == "column" and c.n_train == 20 and c.model.head == "map" and c.epochs == 2
+               for c in fake.configs)
+    assert len({c.out for c in fake.configs}) == 4
+    summary = result.summary_md.read_text()
+    assert "0.905 ± 0.007" in summary and "0.505 ± 0.007" in summary
+    assert result.plot_png is not None and result.plot_png.stat().st_size > 0
+
+    # a re-run skips every finished row; a wider grid runs only what is new; a new map loss reuses CE rows
+    again = FakeTrainer()
+    result = run_ablation(_config(synth_dir, tmp_path / "run", seeds=(0, 1)), train_fn=again)
+    assert (result.ran, result.skipped, again.configs) == (0, 4, [])
+    result = run_ablation(_config(synth_dir, tmp_path / "run", seeds=(0, 1), map_loss="mse", map_norm="mean",
+                                  alpha_map=10.0), train_fn=again)
+    assert (result.ran, result.skipped) == (2, 2)
+    assert {(c.map_loss, c.map_norm, c.alpha_map) for c in again.configs} == {("mse", "mean", 10.0)}
+    rows = _read(tmp_path / "run" / "results.csv")
+    assert len(rows) == 6 and len({tuple(r[c] for c in KEY_COLUMNS) for r in rows}) == 6
+
+
+def test_changed_shared_settings_and_bad_inputs_are_refused(synth_dir, tmp_path):
+    run_ablation(_config(synth_dir, tmp_path / "run"), train_fn=FakeTrainer())
+    with pytest.raises(UserError, match="other settings.*epochs"):
+        run_ablation(_config(synth_dir, tmp_path / "run", epochs=3), train_fn=FakeTrainer())
+    with pytest.raises(UserError, match="exceed the 48 training pairs"):
+        run_ablation(_config(synth_dir, tmp_path / "big", n_train=(100,)), train_fn=FakeTrainer())
+    with pytest.raises(UserError, match="unknown or missing losses"):
+        _config(synth_dir, tmp_path, losses=("ce+kd",))
+    no_split = tmp_path / "nosplit.tsv"
+    lines = (synth_dir / "pairs.tsv").read_text().splitlines()
+    no_split.write_text("\n".join("\t".join(line.split("\t")[:3]) for line in lines) + "\n")
+    with pytest.raises(UserError, match="no split column"):
+        run_ablation(_config(synth_dir, tmp_path / "x", pairs=str(no_split)), train_fn=FakeTrainer())
+
+
+def test_grid_order_and_keys():
+    config = AblateConfig(pairs="p", fasta="f", cache="c", out="o", n_train=(500, 250), seeds=(0, 1))
+    specs = grid(config)
+    assert len(specs) == 3 * 4 * 2 * 2 and len({s.key for s in specs}) == len(specs)
+    assert [s.n_train for s in specs[:24]] == [250] * 24  # small training sets first
+
+
+def test_tiny_real_grid_with_the_trainer(synth_dir, tmp_path):
+    """Two real 1-epoch runs through student.trainer.train: rows with metrics, the planted-map precision, resume."""
+    config = _config(synth_dir, tmp_path / "real", epochs=1, losses=("ce", "ce+map+sem"), beta_sem=0.1)
+    result = run_ablation(config)
+    assert (result.ran, result.skipped) == (2, 0)
+    rows = _read(tmp_path / "real" / "results.csv")
+    for row in rows:
+        assert 0.0 <= float(row["aupr"]) <= 1.0 and 0.0 <= float(row["auroc"]) <= 1.0
+        assert 0.0 <= float(row["map_top_l5"]) <= 1.0  # the test part holds positives with planted contacts
+        assert row["epochs"] == "1" and float(row["seconds"]) > 0
+        assert (tmp_path / "real" / "runs" / f"map_{'ce' if row['losses'] == 'ce' else 'ce-map-sem_bce-mass-a1_b0.1'}"
+                f"_n20_s0" / "best.pt").exists()
+    assert run_ablation(config).ran == 0
+
+
+def test_report_only(synth_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    run_ablation(_config(synth_dir, tmp_path / "run"), train_fn=FakeTrainer())
+    (tmp_path / "run" / "summary.md").unlink()
+    result = CliRunner().invoke(cli, ["ablate", "--out", str(tmp_path / "run"), "--report-only"])
+    assert result.exit_code == 0, result.output
+    assert "0.900" in (tmp_path / "run" / "summary.md").read_text()
+    missing = CliRunner().invoke(cli, ["ablate", "--out", str(tmp_path / "nothing"), "--report-only"])
+    assert missing.exit_code == 2 and "no results.csv" in " ".join(missing.output.split())

@@ -1,0 +1,223 @@
+"""The ESM-2 teacher runner: safe loading of fair-esm checkpoints, and maps equal to fair-esm's own contact head."""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import pickle
+import shutil
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import random_sequence
+from data.errors import UserError
+from esm_fixtures import write_random_esm2
+from teacher_cache.runner import batch_indices, load_checkpoint, load_teacher, resolve_model_files
+
+LINKER = "G" * 7
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_random_esm2(tmp_path_factory.mktemp("esm"), num_layers=2, embed_dim=32, attention_heads=4,
+                             contact_scale=20.0)
+
+
+@pytest.fixture(scope="module")
+def teacher(checkpoint):
+    torch.set_num_threads(1)
+    return load_teacher(str(checkpoint))
+
+
+def fair_esm_reference(teacher, seq_a: str, seq_b: str, linker: str, layers: list[int]):
+    """fair-esm's own forward on the unpadded single sequence, sliced by hand."""
+    tokens = teacher._tokens([seq_a + linker + seq_b])
+    with torch.no_grad():
+        result = teacher.model(tokens, return_contacts=True, need_head_weights=True)
+    la, lb, lk = len(seq_a), len(seq_b), len(linker)
+    contact = result["contacts"][0, :la, la + lk:la + lk + lb].numpy()  # contacts drop BOS/EOS already
+    rows_a, cols_b = slice(1, 1 + la), slice(1 + la + lk, 1 + la + lk + lb)
+    attention = result["attentions"][0, [layer - 1 for layer in layers]].mean(1).mean(0)  # (T, T)
+    attention = ((attention[rows_a, cols_b] + attention[cols_b, rows_a].T) / 2).numpy()
+    return contact, attention
+
+
+# -- loading -------------------------------------------------------------------------------------------------------
+def test_fixture_checkpoint_is_rejected_by_plain_weights_only_load_but_loads_with_ours(checkpoint):
+    """The torch >= 2.6 trap: fair-esm files hold an argparse.Namespace, which weights_only=True refuses."""
+    with pytest.raises(pickle.UnpicklingError, match="Namespace"):
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+    data = load_checkpoint(checkpoint)
+    assert data["cfg"]["model"].encoder_layers == 2
+    assert data["random_weights"] is True
+
+
+def test_load_teacher_records_hashes_and_random_flag(checkpoint, teacher):
+    info = teacher.info
+    assert info.name == "esm2_t2_test"
+    assert (info.num_layers, info.embed_dim, info.attention_heads) == (2, 32, 4)
+    assert info.weights_sha256 == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    regression = checkpoint.with_name("esm2_t2_test-contact-regression.pt")
+    assert info.regression_sha256 == hashlib.sha256(regression.read_bytes()).hexdigest()
+    assert info.random_weights is True
+    assert teacher.dtype == torch.float32
+
+
+def test_missing_regression_file_is_a_clear_error(checkpoint, tmp_path):
+    lonely = tmp_path / checkpoint.name
+    shutil.copy(checkpoint, lonely)
+    with pytest.raises(UserError, match="contact-regression.pt"):
+        load_teacher(str(lonely))
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_teacher(str(tmp_path / "esm2_t6_nothing.pt"))
+
+
+def test_unknown_hub_name_is_a_clear_error():
+    with pytest.raises(UserError, match="unknown model 'esm2_t7_nonsense'.*local"):
+        load_teacher("esm2_t7_nonsense")
+
+
+def test_hub_name_offline_is_a_clear_error(tmp_path, monkeypatch):
+    def offline(url, dst, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(UserError, match="cannot download .*esm2_t6_8M_UR50D.pt.*pass --model a local file"):
+        load_teacher("esm2_t6_8M_UR50D")
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_hub_name_uses_files_already_in_the_hub_cache(checkpoint, tmp_path, monkeypatch):
+    target = tmp_path / "checkpoints"
+    target.mkdir()
+    shutil.copy(checkpoint, target / "esm2_t6_8M_UR50D.pt")
+    shutil.copy(checkpoint.with_name("esm2_t2_test-contact-regression.pt"),
+                target / "esm2_t6_8M_UR50D-contact-regression.pt")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    name, model_path, regression_path = resolve_model_files("esm2_t6_8M_UR50D")
+    assert (name, model_path, regression_path.name) == ("esm2_t6_8M_UR50D", target / "esm2_t6_8M_UR50D.pt",
+                                                        "esm2_t6_8M_UR50D-contact-regression.pt")
+
+
+def test_local_file_whose_name_does_not_start_with_esm2_loads_as_esm2(checkpoint, tmp_path, teacher):
+    shutil.copy(checkpoint, tmp_path / "my_teacher.pt")
+    shutil.copy(checkpoint.with_name("esm2_t2_test-contact-regression.pt"),
+                tmp_path / "my_teacher-contact-regression.pt")
+    renamed = load_teacher(str(tmp_path / "my_teacher.pt"))
+    assert renamed.info.name == "my_teacher"
+    assert renamed.info.weights_sha256 == teacher.info.weights_sha256
+
+
+def test_checkpoint_with_other_objects_is_refused_not_unpickled(tmp_path):
+    path = tmp_path / "esm2_evil.pt"
+    torch.save({"model": {}, "when": datetime.date(2024, 1, 1)}, path)
+    with pytest.raises(UserError, match="refused to load.*datetime"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_with_missing_weights_names_them(checkpoint, tmp_path):
+    data = load_checkpoint(checkpoint)
+    del data["model"]["encoder.sentence_encoder.layers.1.fc1.weight"]
+    torch.save(data, tmp_path / "esm2_t2_broken.pt")
+    shutil.copy(checkpoint.with_name("esm2_t2_test-contact-regression.pt"),
+                tmp_path / "esm2_t2_broken-contact-regression.pt")
+    with pytest.raises(UserError, match="layers.1.fc1.weight"):
+        load_teacher(str(tmp_path / "esm2_t2_broken.pt"))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(checkpoint):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(UserError, match="no CUDA device"):
+        load_teacher(str(checkpoint), device="cuda")
+
+
+def test_resolve_layers(teacher):
+    assert teacher.resolve_layers([-1]) == [2]
+    assert teacher.resolve_layers([1, -1, 2]) == [1, 2]
+    with pytest.raises(UserError, match="layers 1..2"):
+        teacher.resolve_layers([3])
+
+
+def test_batch_indices_follow_fair_esm_token_budget():
+    lengths = [10, 50, 12, 30, 31, 200]
+    batches = batch_indices(lengths, 64)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 64
+
+
+# -- forward -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("linker,layers", [(LINKER, [2]), ("", [1, 2])])
+def test_pair_maps_equal_fair_esm_contact_head(teacher, rng, linker, layers):
+    pairs = [(random_sequence(rng, 23), random_sequence(rng, 17)), (random_sequence(rng, 9), random_sequence(rng, 31))]
+    maps = teacher.pair_maps(pairs, linker, layers)
+    for (seq_a, seq_b), (contact, attention) in zip(pairs, maps):
+        ref_contact, ref_attention = fair_esm_reference(teacher, seq_a, seq_b, linker, layers)
+        assert contact.shape == attention.shape == (len(seq_a), len(seq_b))
+        assert np.abs(contact - ref_contact).max() <= 1e-4
+        assert np.abs(attention - ref_attention).max() <= 1e-4
+        assert contact.std() > 1e-3  # the random regression is scaled so the map is not flat
+        assert 0.0 <= attention.min() and attention.max() <= 1.0
+
+
+def test_pair_maps_do_not_depend_on_batch_padding(teacher, rng):
+    pair = (random_sequence(rng, 20), random_sequence(rng, 14))
+    long_pair = (random_sequence(rng, 150), random_sequence(rng, 120))
+    alone = teacher.pair_maps([pair], LINKER, [-1])[0]
+    batched = teacher.pair_maps([long_pair, pair], LINKER, [-1])[1]
+    for single, padded in zip(alone, batched):
+        assert np.abs(single - padded).max() <= 1e-5
+
+
+def test_residue_embeddings_equal_fair_esm_and_ignore_padding(teacher, rng):
+    seq, long_seq = random_sequence(rng, 25), random_sequence(rng, 140)
+    tokens = teacher._tokens([seq])
+    with torch.no_grad():
+        reference = teacher.model(tokens, repr_layers=[2])["representations"][2][0, 1:-1].numpy()
+    alone = teacher.residue_embeddings([seq])[0]
+    batched = teacher.residue_embeddings([long_seq, seq])[1]
+    assert alone.shape == (25, 32)
+    assert np.abs(alone - reference).max() <= 1e-5
+    assert np.abs(batched - alone).max() <= 1e-5
+
+
+# -- half precision (the CUDA path, exercised here on CPU) --------------------------------------------------------
+@pytest.fixture(scope="module")
+def bf16_teacher(checkpoint):
+    from teacher_cache.runner import EsmTeacher
+
+    fresh = load_teacher(str(checkpoint))
+    return EsmTeacher(fresh.model, fresh.alphabet, fresh.info, torch.device("cpu"), torch.bfloat16)
+
+
+def test_half_precision_rotary_positions_stay_exact(teacher, bf16_teacher):
+    """fair-esm's own tables after .to(bfloat16) round positions above 256; ours compute angles in float32."""
+    import copy
+
+    length = 600
+    reference, _ = copy.deepcopy(teacher.model.layers[0].self_attn.rot_emb)._update_cos_sin_tables(
+        torch.zeros(1, length, 8), seq_dimension=-2)
+    naive = copy.deepcopy(teacher.model.layers[0].self_attn.rot_emb).to(torch.bfloat16)
+    naive_cos, _ = naive._update_cos_sin_tables(torch.zeros(1, length, 8, dtype=torch.bfloat16), seq_dimension=-2)
+    ours, _ = bf16_teacher.model.layers[0].self_attn.rot_emb._update_cos_sin_tables(
+        torch.zeros(1, length, 8, dtype=torch.bfloat16), seq_dimension=-2)
+    assert ours.dtype == torch.bfloat16
+    assert (ours.float() - reference).abs().max() <= 4e-3  # bf16 rounding of values in [-1, 1]
+    assert (naive_cos.float() - reference).abs().max() > 0.1  # the trap this guards against
+
+
+def test_bf16_maps_stay_close_to_fp32_and_regression_stays_fp32(teacher, bf16_teacher, rng):
+    assert bf16_teacher.regression_weight.dtype == torch.float32
+    pair = (random_sequence(rng, 180), random_sequence(rng, 140))
+    full = teacher.pair_maps([pair], LINKER, [-1])[0]
+    half = bf16_teacher.pair_maps([pair], LINKER, [-1])[0]
+    for exact, approx in zip(full, half):
+        assert approx.dtype == np.float32
+        assert np.abs(exact - approx).max() <= 0.02
