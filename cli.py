@@ -873,7 +873,7 @@ def _print_screen_summary(summary) -> None:
 @click.option("--rescore-fraction", default=0.02, show_default=True,
               help="Coarse mode: share of pairs re-scored exactly.")
 @click.option("--coarse-factor", default=4, show_default=True, help="Coarse mode: residues per coarse window.")
-@click.option("--shard", default=None, help="i/N (1-based): score the i-th of N contiguous parts of the pair space.")
+@click.option("--shard", default=None, help="i/N (0-based, as precompute --shard): score part i of N contiguous parts of the pair space.")
 @click.option("--memory-gb", default=4.0, show_default=True,
               help="Memory budget: features spill to a memory-mapped file beyond it.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda.")
@@ -970,8 +970,10 @@ def demo(out: str, n_pairs: int, epochs: int, seed: int, overwrite: bool) -> Non
         if isinstance(scores, dict) and "aupr" in scores:
             table.add_row(f"baseline: {name}", f"{scores['aupr']:.3f}", f"{scores['auroc']:.3f}")
     console.print(table)
-    extra = {k: v for k, v in student.items() if k not in ("aupr", "auroc") and isinstance(v, (int, float))}
-    console.print("other test metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in extra.items()))
+    shown = ("f1", "mcc", "accuracy", "map_pearson", "map_top_l5_contacts")
+    console.print(f"test pairs: {student.get('n')}; " + ", ".join(
+        f"{name} {student[name]:.3f}" for name in shown if isinstance(student.get(name), (int, float))))
+    console.print("(map_top_l5_contacts: share of the student map's top-L/5 cells on planted contacts)")
     console.print(f"run folder: {result.run_dir}")
     if result.plots:
         console.print(f"heatmap: [bold]{result.plots[0]}[/]")

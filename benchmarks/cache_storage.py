@@ -52,7 +52,7 @@ VARIANTS: dict[str, StorageConfig] = {
     "float16 gzip4 no-shuffle": StorageConfig(shuffle=False),
     "float16 lzf shuffle": StorageConfig(compression="lzf"),
     "float16 uncompressed": StorageConfig(compression=None, shuffle=False),
-    "float16 gzip4 chunk 16k": StorageConfig(chunk_cells=16384),
+    "float16 gzip4 chunk 64k (first default)": StorageConfig(chunk_cells=65536),
     "float16 gzip4 chunk 256k": StorageConfig(chunk_cells=262144),
     "float16 gzip4 +fletcher32": _Fletcher32Storage(),
     "uint8 gzip4": StorageConfig(dtype="uint8", shuffle=False),

@@ -5,6 +5,7 @@ Ids never enter a key, so one cache serves any id naming and either pair orienta
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 KEY_LENGTH = 64  # hex characters of SHA-256
 
@@ -19,3 +20,12 @@ def canonical_pair(key_a: str, key_b: str) -> tuple[str, str, bool]:
     if key_b < key_a:
         return key_b, key_a, True
     return key_a, key_b, False
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file's bytes (weights, checkpoints, pairs tables), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,8 +29,6 @@ from data.fasta import read_fasta
 from data.pairs import Pair, read_pairs
 from student.config import HEADS, MAP_LOSSES, MAP_NORMS, MAP_TARGETS, ModelConfig, TrainConfig
 from student.map_metrics import default_k, top_k_precision
-
-log = logging.getLogger(__name__)
 
 LOSS_SETTINGS = ("ce", "ce+sem", "ce+map", "ce+map+sem")
 KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train", "seed")
@@ -152,7 +149,7 @@ def grid(config: AblateConfig) -> list[RunSpec]:
 
 def train_config(config: AblateConfig, spec: RunSpec, run_dir: Path) -> TrainConfig:
     model = ModelConfig.from_dict({**config.model.to_dict(), "head": spec.head})
-    return TrainConfig(pairs=config.pairs, fasta=config.fasta, cache=config.cache, out=str(run_dir),
+    return TrainConfig(pairs=config.pairs, fasta=config.fasta, cache=config.cache, out=str(run_dir), head=spec.head,
                        map_loss=spec.map_loss or config.map_loss, map_target=config.map_target,
                        map_norm=spec.map_norm or config.map_norm, alpha_map=spec.alpha_map, beta_sem=spec.beta_sem,
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience,
@@ -360,9 +357,9 @@ def summary_markdown(rows: list[dict[str, str]]) -> str:
                      f"{_mean_std(_values(members, 'aupr'))} | {_mean_std(_values(members, 'auroc'))} | "
                      f"{_mean_std(_values(members, 'map_top_l5'))} | {_mean_std(_values(members, 'valid_aupr'))} | "
                      f"{len(members)} | {seconds.mean():.0f} |")
-    return "\n".join(lines) + "\n\nmean ± sample std over seeds; AUPR/AUROC of the interaction label on the test part; " \
-        "map top-L/5: precision of the student map's top L/5 cells against the reference contact map of " \
-        "positive test pairs.\n"
+    note = ("mean ± sample std over seeds; AUPR/AUROC of the interaction label on the test part; map top-L/5: "
+            "precision of the student map's top L/5 cells against the reference contact map of positive test pairs.")
+    return "\n".join(lines) + "\n\n" + note + "\n"
 
 
 def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
@@ -387,7 +384,7 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
             sizes = sorted(n for n in points if points[n].size)
             means = [points[n].mean() for n in sizes]
             stds = [points[n].std(ddof=1) if points[n].size > 1 else 0.0 for n in sizes]
-            dodge = 1.0 + 0.04 * (number - (len(lines) - 1) / 2)  # side by side, not on top of each other
+            dodge = 1.0 + 0.02 * (number - (len(lines) - 1) / 2)  # side by side, not on top of each other
             ax.errorbar([n * dodge for n in sizes], means, yerr=stds, marker="o", capsize=3, label=label)
         ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
         ax.set_xscale("log")
@@ -395,8 +392,15 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
         ax.set_xlabel("training pairs")
         ax.set_ylim(0.3, 1.02)
     axes[0][0].set_ylabel("test AUPR (mean ± std over seeds)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = {}, []
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in handles:
+                handles[label] = handle
+                labels.append(label)
+    fig.legend([handles[label] for label in labels], labels, fontsize=7, loc="lower center", ncol=3,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))
     tmp = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)

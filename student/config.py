@@ -72,7 +72,7 @@ class TrainConfig:
     # model: `head`, when set, overrides model.head (so `TrainConfig(head="map")` works)
     head: str | None = None
     # loss
-    map_loss: str = "mse"  # mse (the original) | kl (row/column distributions, both directions) | bce (soft targets)
+    map_loss: str = "bce"  # bce (soft targets; default from docs/results.md section 1) | mse (the original) | kl
     map_target: str = "contact"  # contact | attention
     map_norm: str = "mass"  # mass: map loss summed over cells / teacher's map mass; mean: average over cells
     alpha_map: float = 1.0

@@ -9,11 +9,12 @@ import numpy as np
 
 from data.errors import UserError
 from data.fasta import read_fasta
+from data.keys import file_sha256
 from data.pairs import Pair, read_pairs
 from student.checkpoint import load_checkpoint
 from student.config import EvaluateConfig, TrainConfig
 from student.dataset import PairDataset, check_cache
-from student.trainer import (evaluate_dataset, file_sha256, resolve_device, split_pairs,
+from student.trainer import (evaluate_dataset, resolve_device, split_pairs,
                              stratified_subsample)
 from teacher_cache import TeacherCache
 

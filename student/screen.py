@@ -36,7 +36,7 @@ import torch
 
 from data.errors import InputError, UserError
 from data.fasta import read_fasta
-from data.keys import sequence_key
+from data.keys import file_sha256, sequence_key
 from data.pairs import Pair
 from data.version import TOOL_VERSION
 from student.checkpoint import load_checkpoint
@@ -73,7 +73,7 @@ class ScreenConfig:
     rescore_fraction: float = 0.02  # share of pairs the coarse threshold sends to exact scoring
     exact_below: int = 200_000  # screens with at most this many pairs are always exact
     block_cells: int = 2 ** 24  # map cells of one block product (memory per block ~ 12 bytes per cell)
-    shard: str | None = None  # "i/N", 1-based
+    shard: str | None = None  # "i/N", 0-based (as precompute --shard)
     overwrite: bool = False
     checkpoint_every_s: float = 30.0
     threads: int | None = None  # torch CPU threads (None: torch's default)
@@ -125,14 +125,6 @@ class ScreenSummary:
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
-def _file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _set_digest(protein_set: ProteinSet) -> str:
     digest = hashlib.sha256()
     for sequence, ids in zip(protein_set.sequences, protein_set.ids):
@@ -211,7 +203,7 @@ class _Screen:
         self.blocks = self.plan.shard_blocks(self.shard, self.n_shards)
         self.fingerprint = {
             "state_format": STATE_FORMAT, "tool_version": TOOL_VERSION,
-            "checkpoint_sha256": _file_digest(config.checkpoint), "set_a": _set_digest(self.set_a),
+            "checkpoint_sha256": file_sha256(config.checkpoint), "set_a": _set_digest(self.set_a),
             "set_b": _set_digest(set_b) if set_b is not None else None,
             "head": self.model.config.head, "mode": config.mode, "no_self": config.no_self, "top": config.top,
             "min_prob": config.min_prob, "block_cells": config.block_cells,
@@ -450,7 +442,7 @@ class _Screen:
         seconds = time.perf_counter() - started
         summary = ScreenSummary(
             out=str(self.out), rows=len(rows), pairs_total=self.plan.total_pairs, pairs_shard=shard_pairs,
-            pairs_exact=state["pairs_exact"], mode=config.mode, shard=f"{self.shard + 1}/{self.n_shards}",
+            pairs_exact=state["pairs_exact"], mode=config.mode, shard=f"{self.shard}/{self.n_shards}",
             seconds=round(seconds, 2), pairs_per_s=round(shard_pairs / max(scoring_seconds, 1e-9), 1),
             features_spilled=self.spilled, maps=config.maps, resumed_from_block=resumed_from,
             extra={"blocks": len(self.blocks), "coarse_threshold": config.coarse_threshold,
@@ -538,7 +530,7 @@ def run_screen(config: ScreenConfig, progress: ProgressFn | None = None,
 # -- merge -------------------------------------------------------------------------------------------------------
 def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = None,
                   overwrite: bool = False) -> ScreenSummary:
-    """Join the outputs of the shards 1..N of one screen into the result one run would give."""
+    """Join the outputs of the shards 0..N-1 of one screen into the result one run would give."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists: use --overwrite to replace it")
@@ -560,10 +552,10 @@ def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = 
                             f"({', '.join(changed)})")
     n_shards = first["n_shards"]
     shards = [int(info["summary"]["shard"].split("/")[0]) for _, info in runs]
-    missing = sorted(set(range(1, n_shards + 1)) - set(shards))
+    missing = sorted(set(range(n_shards)) - set(shards))
     repeated = sorted({s for s in shards if shards.count(s) > 1})
     if missing or repeated:
-        raise UserError(f"screen-merge needs each shard 1..{n_shards} once: "
+        raise UserError(f"screen-merge needs each shard 0..{n_shards - 1} once: "
                         + (f"missing {missing}" if missing else "") + (f" repeated {repeated}" if repeated else ""))
     config = runs[0][1]["config"]
     rows: list[HitRow] = []

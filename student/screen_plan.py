@@ -198,13 +198,13 @@ class ScreenPlan:
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
-    """'i/N' (1-based, as Slurm array indices usually are) -> (0-based shard, N); None -> (0, 1)."""
+    """'i/N' (0-based like `precompute --shard` and Slurm's `--array=0-(N-1)`) -> (i, N); None -> (0, 1)."""
     if text is None:
         return 0, 1
     try:
         shard, total = (int(part) for part in text.split("/"))
     except ValueError:
-        raise UserError(f"--shard {text!r}: expected i/N, e.g. 3/16 (shards are numbered 1..N)") from None
-    if total < 1 or not 1 <= shard <= total:
-        raise UserError(f"--shard {text!r}: need 1 <= i <= N")
-    return shard - 1, total
+        raise UserError(f"--shard {text!r}: expected i/N, e.g. 3/16 (shards are numbered 0..N-1)") from None
+    if total < 1 or not 0 <= shard < total:
+        raise UserError(f"--shard {text!r}: need 0 <= i < N")
+    return shard, total

@@ -13,7 +13,6 @@ order and crops are drawn from (seed, epoch), so a resumed run repeats the unint
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from data.errors import UserError
 from data.fasta import read_fasta
+from data.keys import file_sha256
 from data.pairs import Pair, read_pairs
 from data.splits import assign_splits, split_stats
 from student.checkpoint import read_checkpoint, save_checkpoint
@@ -58,14 +58,6 @@ class RunData:
 
 
 # -- data ---------------------------------------------------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def stratified_subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
     """A seeded subsample of n pairs keeping the positive rate (each class present keeps at least one pair)."""
     if n >= len(pairs):

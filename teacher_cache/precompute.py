@@ -360,10 +360,11 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
             first, second, swapped = canonical_pair(sequence_key(seq_a), sequence_key(seq_b))
             unique_pairs.setdefault((first, second), (seq_b, seq_a) if swapped else (seq_a, seq_b))
         pair_work = sorted(unique_pairs.items(), key=lambda item: (len(item[1][0]) + len(item[1][1]), item[0]))
-        unique_proteins = {sequence_key(seq): seq for pair in pair_sequences for seq in pair}
-        protein_work = sorted(unique_proteins.items(), key=lambda item: (len(item[1]), item[0]))
         pair_shard = _shard_block(pair_work, config.shard)
-        protein_shard = _shard_block(protein_work, config.shard)
+        # Each shard embeds the proteins its own pairs use, so every shard file is a complete cache by itself
+        # (a protein shared by two shards is computed twice; `cache merge` keeps one copy).
+        shard_proteins = {sequence_key(seq): seq for _, seqs in pair_shard for seq in seqs}
+        protein_shard = sorted(shard_proteins.items(), key=lambda item: (len(item[1]), item[0]))
         pairs_todo = [seqs for key, seqs in pair_shard if key not in done.pairs]
         proteins_todo = [seq for key, seq in protein_shard if key not in done.proteins]
         log.info("%d of %d pairs and %d of %d proteins of this shard to compute", len(pairs_todo), len(pair_shard),

@@ -18,7 +18,6 @@ single sequence; tests/test_runner.py checks both).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import pickle
 import urllib.error
@@ -32,6 +31,7 @@ from esm.data import FastaBatchedDataset
 from esm.pretrained import load_model_and_alphabet_core
 
 from data.errors import UserError
+from data.keys import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,6 @@ class TeacherInfo:
 
 
 # -- loading ---------------------------------------------------------------------------------------------------------
-def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_checkpoint(path: str | Path) -> dict:
     """torch.load with weights_only=True, allowing only argparse.Namespace (fair-esm's config record)."""
     path = Path(path)
@@ -138,7 +130,7 @@ def load_teacher(model: str, device: str = "cpu", precision: str = "auto") -> "E
         raise UserError(f"{model_path}: does not match the ESM-2 architecture its cfg describes: {exc}") from None
     info = TeacherInfo(
         name=name, model_path=str(model_path.resolve()), regression_path=str(regression_path.resolve()),
-        weights_sha256=sha256_file(model_path), regression_sha256=sha256_file(regression_path),
+        weights_sha256=file_sha256(model_path), regression_sha256=file_sha256(regression_path),
         random_weights=bool(model_data.get("random_weights", False)), num_layers=esm_model.num_layers,
         embed_dim=esm_model.embed_dim, attention_heads=esm_model.attention_heads)
     return EsmTeacher(esm_model, alphabet, info, torch_device, dtype)

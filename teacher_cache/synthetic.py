@@ -12,7 +12,6 @@ generator parameter and the seed, plus `"synthetic": true`.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,8 +23,6 @@ from data.synth import (GENERATOR_VERSION, STANDARD_RESIDUES, SynthConfig, Synth
                         planted_contacts, split_counts, write_pairs_table, write_sequences)
 from teacher_cache.schema import StorageConfig
 from teacher_cache.writer import CacheBuilder
-
-log = logging.getLogger(__name__)
 
 ORACLE_MODEL = "planted-interface-oracle"
 OUTPUT_NAMES = ("seqs.fasta", "pairs.tsv", "cache.h5")

@@ -6,7 +6,7 @@ problem it finds rather than stop at the first. Only a file that cannot be opene
     report = verify_cache("cache.h5")
     report.ok, report.problems      # [] when the file is sound
     report.raise_if_problems()      # CacheError listing the problems
-    report.notes                    # facts that are not problems (e.g. a shard's pairs use other shards' proteins)
+    report.notes                    # facts that are not problems
 """
 from __future__ import annotations
 
@@ -159,7 +159,6 @@ class _Checker:
         self.handle, self.storage, self.problems, self.report = handle, storage, problems, report
         self.progress = progress
         self.embedding_dim = _text(handle.attrs.get("embedding_dim", 0))
-        self.shard = _shard_of(handle)
 
     def run(self) -> None:
         proteins = self._read_group("proteins", PROTEIN_DATASETS)
@@ -269,7 +268,6 @@ class _Checker:
         offsets = pairs["offset"].astype(np.int64)
         self.report.n_pairs = len(key_a)
         seen: set[tuple[str, str]] = set()
-        in_other_shards = 0
         for row, (a, b) in enumerate(zip(key_a, key_b)):
             what = f"pair row {row} ({a[:12]}…/{b[:12]}…)"
             if (a, b) in seen:
@@ -282,19 +280,11 @@ class _Checker:
             if lengths_by_key is None:
                 continue
             for side, key, length in (("A", a, len_a[row]), ("B", b, len_b[row])):
-                if key not in lengths_by_key and self.shard is not None:
-                    in_other_shards += 1
-                elif key not in lengths_by_key:
+                if key not in lengths_by_key:
                     self.problems.add("pair protein", f"{what}: sequence {side} is not in /proteins")
                 elif lengths_by_key[key] != length:
                     self.problems.add("pair length", f"{what}: len_{side.lower()} is {length} but the stored "
                                                      f"sequence has {lengths_by_key[key]} residues")
-        if in_other_shards:
-            index, count = self.shard
-            self.report.notes.append(
-                f"{in_other_shards} pair side(s) use proteins that are not in this file: it is shard {index}/{count} "
-                f"of a precompute run, whose proteins are spread over the shards; merge the shards (`cache merge`) "
-                f"and verify the merged cache")
         sizes = len_a * len_b
         self.report.map_cells = int(sizes.sum())
         map_lengths = self._map_lengths()
@@ -398,15 +388,6 @@ class _Checker:
             return "no pair located"
         shown = ", ".join(str(r) for r in rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
         return f"pair rows {shown}"
-
-
-def _shard_of(handle: h5py.File) -> tuple[int, int] | None:
-    """(i, N) when the file is one shard (N > 1) of a `precompute --shard i/N` run, from its run_config."""
-    try:
-        index, count = json.loads(_text(handle.attrs["run_config"]))["shard"]
-    except (KeyError, TypeError, ValueError):
-        return None
-    return (int(index), int(count)) if int(count) > 1 else None
 
 
 def _short(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from data.alphabet import RESIDUES
 from teacher_cache import CacheBuilder
@@ -34,3 +35,12 @@ def write_random_cache(path: Path, pairs: list[tuple[str, str]], embedding_dim: 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Test tensors are tiny: one thread is faster than two, and keeps runs comparable on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -178,3 +178,52 @@ def test_every_command_help_shows_an_example(command):
     result = run(*command, "--help")
     assert result.exit_code == 0, result.output
     assert "Example" in result.output and "python cli.py" in result.output, result.output
+
+
+def test_train_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
+    """A real `kill -9` of `cli.py train` between epochs; `--resume` continues and finishes every epoch."""
+    import csv
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+    from data.fasta import write_fasta
+
+    rng = np.random.default_rng(3)
+    sequences = {f"P{i}": random_sequence(rng, int(rng.integers(20, 40))) for i in range(16)}
+    fasta = tmp_path / "seqs.fasta"
+    write_fasta(fasta, sequences)
+    rows = [f"P{i}\tP{(i + k) % 16}\t{int(k == 1)}\t{part}" for part, ids in
+            (("train", range(0, 10)), ("valid", range(10, 13)), ("test", range(13, 16))) for i in ids for k in (1, 2)]
+    pairs = write(tmp_path / "pairs.tsv", "id_a\tid_b\tlabel\tsplit\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, str(root / "cli.py"), "train", "--pairs", str(pairs), "--fasta", str(fasta),
+               "--out", str(out), "--epochs", "8", "--patience", "8", "--channels", "8,8", "--embed-dim", "8",
+               "--batch-size", "4", "--seed", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    deadline = time.time() + 120
+    try:
+        while not (out / "history.csv").exists() or len((out / "history.csv").read_text().splitlines()) < 3:
+            assert process.poll() is None, "training ended before it could be killed"
+            assert time.time() < deadline, "no epoch finished in time"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    with open(out / "history.csv") as handle:
+        epochs_before = len(list(csv.DictReader(handle)))
+    assert 2 <= epochs_before < 8
+    assert not (out / "metrics.json").exists() or epochs_before == 8
+
+    refused = run(*command[2:])
+    assert refused.exit_code == 2 and "--resume" in refused.output
+    resumed = run(*command[2:], "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    with open(out / "history.csv") as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs == list(range(1, 9)) or epochs == list(range(8)), epochs
+    assert (out / "metrics.json").exists()

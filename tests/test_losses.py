@@ -13,13 +13,6 @@ from student.model import MASKED_LOGIT, StudentModel
 from tests.conftest import random_sequence
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def padded_problem(seed: int = 0):

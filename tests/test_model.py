@@ -11,13 +11,6 @@ from student.model import MASKED_LOGIT, MaskedBatchNorm1d, StudentModel
 from tests.conftest import random_sequence
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 SMALL = dict(embed_dim=8, channels=(16, 12), kernel_sizes=(3, 5), hidden=8, map_topk=5, semantic_dim=6)
 

@@ -21,6 +21,7 @@ from data.keys import canonical_pair, sequence_key
 from esm_fixtures import write_random_esm2
 from teacher_cache import StorageConfig, TeacherCache, merge_caches
 from teacher_cache.config import PrecomputeConfig
+from teacher_cache.verify import verify_cache
 from teacher_cache.errors import CacheError
 from teacher_cache.lock import CacheLock
 from teacher_cache.precompute import parts_dir_of, run_precompute
@@ -245,6 +246,7 @@ def test_two_shards_merged_equal_one_run(checkpoint, inputs, full_run, tmp_path)
         path = tmp_path / f"shard{index}.h5"
         result = run_precompute(config_for(checkpoint, pairs, fasta, path, shard=(index, 2)))
         assert 0 < result.pairs_computed < len(sequence_pairs)
+        assert verify_cache(path).ok, "each shard must be a complete cache by itself"
         shards.append(path)
     merge_caches(shards, tmp_path / "merged.h5")
     assert_same_contents(tmp_path / "merged.h5", full_run[0])

@@ -61,13 +61,6 @@ def all_pairs(records: dict, no_self: bool = False) -> set[tuple[str, str]]:
     return {(a, b) for i, a in enumerate(names) for b in names[i:] if not (no_self and a == b)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is fastest, and spares a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +167,13 @@ def test_shards_merge_to_one_run_with_maps(tmp_path, proteome):
     common = dict(checkpoint=str(checkpoint), fasta=str(fasta), top=40, maps_top=12, block_cells=32 * 32)
     run_screen(ScreenConfig(out=str(tmp_path / "one.tsv"), maps=str(tmp_path / "one.h5"), **common))
     outputs = []
-    for shard in (1, 2, 3):
+    for shard in (0, 1, 2):
         out = tmp_path / f"shard{shard}.tsv"
         summary = run_screen(ScreenConfig(out=str(out), maps=str(tmp_path / f"shard{shard}.h5"),
                                           shard=f"{shard}/3", **common))
         assert summary.pairs_shard < summary.pairs_total
         outputs.append(out)
-    with pytest.raises(UserError, match=r"missing \[2\]"):
+    with pytest.raises(UserError, match=r"missing \[1\]"):
         merge_screens([outputs[0], outputs[2]], tmp_path / "bad.tsv")
     merge_screens(outputs, tmp_path / "merged.tsv", maps=str(tmp_path / "merged.h5"))
     assert tsv_rows(tmp_path / "merged.tsv") == tsv_rows(tmp_path / "one.tsv")
@@ -190,7 +183,7 @@ def test_shards_merge_to_one_run_with_maps(tmp_path, proteome):
             assert one["maps"][name].attrs["id_a"] == merged["maps"][name].attrs["id_a"]
             np.testing.assert_array_equal(one["maps"][name][()], merged["maps"][name][()])
     other = tmp_path / "other.tsv"
-    run_screen(ScreenConfig(out=str(other), shard="1/3", **dict(common, top=41)))
+    run_screen(ScreenConfig(out=str(other), shard="0/3", **dict(common, top=41)))
     with pytest.raises(UserError, match="top"):
         merge_screens([other, outputs[1], outputs[2]], tmp_path / "bad2.tsv")
 
@@ -273,9 +266,9 @@ def test_plan_pieces():
     lengths = np.array([3, 4, 4, 10, 11, 30])
     groups = length_groups(lengths, 20)
     assert groups == [(0, 3), (3, 4), (4, 5), (5, 6)]  # 3 x 4 <= 20 < 4 x 10; 2 x 11 > 20; 30 alone
-    assert parse_shard("2/5") == (1, 5) and parse_shard(None) == (0, 1)
+    assert parse_shard("1/5") == (1, 5) and parse_shard(None) == (0, 1)
     with pytest.raises(UserError):
-        parse_shard("0/5")
+        parse_shard("5/5")
     records = {f"p{i}": "A" * (i + 3) for i in range(9)}
     plan = ScreenPlan(ProteinSet.from_fasta(records), token_budget=12)
     shards = [plan.shard_blocks(i, 4) for i in range(4)]
@@ -326,7 +319,7 @@ def test_cli_screen_and_merge(tmp_path, proteome):
     result = runner.invoke(cli, ["screen", *common, "--out", str(tmp_path / "one.tsv")])
     assert result.exit_code == 0, result.output
     parts = []
-    for shard in ("1/2", "2/2"):
+    for shard in ("0/2", "1/2"):
         part = tmp_path / f"part{shard[0]}.tsv"
         result = runner.invoke(cli, ["screen", *common, "--shard", shard, "--out", str(part)])
         assert result.exit_code == 0, result.output

@@ -18,13 +18,6 @@ from teacher_cache import CacheError
 from tests.conftest import random_sequence, write_random_cache
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 TINY_MODEL = ModelConfig(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 3), hidden=8, map_topk=4)
 
