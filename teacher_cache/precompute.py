@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,41 +180,97 @@ def _next_part_path(parts_dir: Path) -> Path:
 
 
 class _PartWriter:
-    """Results go into `parts_dir/part-NNNNNN.h5`, committed (atomically) at least every `every` seconds."""
+    """Results go into `parts_dir/part-NNNNNN.h5`, committed (atomically) at least every `every` seconds.
 
-    def __init__(self, parts_dir: Path, meta: dict, storage: StorageConfig, every: float):
+    Encoding, compression and HDF5 writes run on one background thread, so they overlap the teacher's next forward
+    pass (torch releases the GIL inside its kernels). The queue holds at most `depth` pending items, which bounds
+    the memory of maps waiting to be written. An error on the writer thread is raised on the caller's next call.
+    """
+
+    def __init__(self, parts_dir: Path, meta: dict, storage: StorageConfig, every: float, depth: int = 256):
         self.parts_dir, self.meta, self.storage, self.every = parts_dir, meta, storage, every
         self.written: list[Path] = []
         self._builder: CacheBuilder | None = None
         self._opened = 0.0
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="cache-part-writer", daemon=True)
+        self._thread.start()
 
-    def _next_path(self) -> Path:
-        return _next_part_path(self.parts_dir)
+    # -- the writer thread ----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            task = self._queue.get()
+            try:
+                if task is None:
+                    return
+                if self._error is None:
+                    task()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
 
-    def open(self) -> CacheBuilder:
+    def _open_builder(self) -> CacheBuilder:
         if self._builder is None:
             self.parts_dir.mkdir(exist_ok=True)
-            self._builder = CacheBuilder(self._next_path(), self.meta, self.storage)
+            self._builder = CacheBuilder(_next_part_path(self.parts_dir), self.meta, self.storage)
             self._opened = time.monotonic()
         return self._builder
 
-    @property
-    def builder(self) -> CacheBuilder:
-        return self.open()
-
-    def batch_done(self) -> None:
+    def _commit_if_due(self) -> None:
         if self._builder is not None and time.monotonic() - self._opened >= self.every:
-            self.commit()
+            self._commit_now()
 
-    def commit(self) -> None:
+    def _commit_now(self) -> None:
         if self._builder is not None:
             self.written.append(self._builder.commit())
             self._builder = None
 
+    # -- the caller's side ----------------------------------------------------------------------------------
+    def _submit(self, task: Callable[[], None]) -> None:
+        self._raise_pending()
+        self._queue.put(task)
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def add_pair(self, seq_a: str, seq_b: str, contact, attention, tiled: bool) -> None:
+        self._submit(lambda: self._open_builder().add_pair(seq_a, seq_b, contact, attention, tiled=tiled))
+
+    def add_protein(self, sequence: str, embedding, residue_embedding, tiled: bool) -> None:
+        self._submit(lambda: self._open_builder().add_protein(sequence, embedding, residue_embedding, tiled=tiled))
+
+    def batch_done(self) -> None:
+        self._submit(self._commit_if_due)
+
+    def commit(self, even_if_empty: bool = False) -> None:
+        """Write out everything queued and commit the open part (an empty one too when `even_if_empty`)."""
+        if even_if_empty:
+            self._submit(self._open_builder)
+        self._submit(self._commit_now)
+        self._queue.join()
+        self._raise_pending()
+
     def abort(self) -> None:
+        """Commit what was queued before the failure as a finished part (the re-run keeps it), then stop."""
+        self._queue.join()
+        if self._error is None:
+            try:
+                self._commit_now()
+            except Exception:  # noqa: BLE001 - the original failure is what the caller re-raises
+                pass
         if self._builder is not None:
             self._builder.abort()
             self._builder = None
+        self.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 @dataclass
@@ -255,8 +313,8 @@ def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, w
                 residues = stitchers.pop(seq).result()  # (L, D)
                 is_tiled = len(seq) + 2 > config.max_tokens
                 tiled += is_tiled
-                writer.builder.add_protein(seq, residues.mean(0), residues if config.per_residue else None,
-                                           tiled=is_tiled)
+                writer.add_protein(seq, residues.mean(0), residues if config.per_residue else None,
+                                   tiled=is_tiled)
                 finished += 1
         writer.batch_done()
         if progress and finished:
@@ -289,7 +347,7 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
             p, wa, wb = tasks[i]
             seq_a, seq_b = pairs[p]
             if len(plans[p]) == 1:
-                writer.builder.add_pair(seq_a, seq_b, contact, attention, tiled=False)
+                writer.add_pair(seq_a, seq_b, contact, attention, tiled=False)
                 finished += 1
                 continue
             stitcher = stitchers.setdefault(p, MapStitcher(len(seq_a), len(seq_b)))
@@ -297,7 +355,7 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
             windows_left[p] -= 1
             if windows_left[p] == 0:
                 stitched = stitchers.pop(p).result()
-                writer.builder.add_pair(seq_a, seq_b, stitched["contact"], stitched["attention"], tiled=True)
+                writer.add_pair(seq_a, seq_b, stitched["contact"], stitched["attention"], tiled=True)
                 tiled += 1
                 finished += 1
         writer.batch_done()
@@ -376,16 +434,15 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
             proteins_tiled = _compute_proteins(teacher, proteins_todo, config, writer, protein_counters, progress)
             pairs_tiled = _compute_pairs(teacher, pairs_todo, config, attention_layers, writer, pair_counters,
                                          progress)
-            writer.commit()
+            # nothing new and no usable --out (e.g. an empty shard): still write an (empty) cache
+            writer.commit(even_if_empty=not (done.parts or writer.written or pairs_todo or proteins_todo)
+                          and not done.out_usable)
         except BaseException:
             writer.abort()  # finished parts stay; the re-run picks them up
             raise
+        writer.close()
         parts = done.parts + writer.written
         if parts or not done.out_usable:
-            if not parts:  # nothing new and no usable --out (e.g. an empty shard): write an empty cache
-                writer.open()
-                writer.commit()
-                parts = writer.written
             _merge(out, parts_dir, parts, done.out_usable)
         shutil.rmtree(parts_dir, ignore_errors=True)
         with TeacherCache.open(out) as cache:
