@@ -649,8 +649,10 @@ def _print_split_table(stats: dict, title: str) -> None:
 @click.option("--min-seq-id", default=0.3, show_default=True, help="Homology: MMseqs2 identity threshold.")
 @click.option("--coverage", default=0.8, show_default=True, help="Homology: MMseqs2 coverage of both sequences.")
 @click.option("--threads", default=2, show_default=True, help="Homology: MMseqs2 threads.")
+@click.option("--drop-conflicts", is_flag=True,
+              help="Drop every row of a sequence pair given with both labels (default: an error naming both lines).")
 def split(pairs_path: str, fasta: str, by: str, out: str, test_frac: float, valid_frac: float, seed: int,
-          min_seq_id: float, coverage: float, threads: int) -> None:
+          min_seq_id: float, coverage: float, threads: int, drop_conflicts: bool) -> None:
     """Split a pairs table into train/valid/test and write it with a split column (plus OUT.stats.json).
 
     protein and homology splits keep every protein (identical sequences under any id are one protein) or every
@@ -664,7 +666,9 @@ def split(pairs_path: str, fasta: str, by: str, out: str, test_frac: float, vali
     from data.pairs import read_pairs
     from data.splits import SplitConfig, make_split, write_split
 
-    table = read_pairs(pairs_path, read_fasta(fasta), require_labels=True)
+    table = read_pairs(pairs_path, read_fasta(fasta), require_labels=True, drop_conflicts=drop_conflicts)
+    if table.conflicts_dropped:
+        console.print(f"[yellow]dropped {table.conflicts_dropped} rows of sequence pairs given with both labels[/]")
     config = SplitConfig(by=by, valid_frac=valid_frac, test_frac=test_frac, seed=seed, min_seq_id=min_seq_id,
                          coverage=coverage, threads=threads)
     with console.status("clustering with MMseqs2" if by == "homology" else "splitting"):

@@ -7,6 +7,7 @@ is the label. Pairs are validated against the FASTA and de-duplicated by content
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class PairTable:
     path: str
     duplicates_dropped: int = 0
     columns: list[str] = field(default_factory=list)
+    conflicts_dropped: int = 0  # rows of sequence pairs given with both labels (only with drop_conflicts)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -74,12 +76,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool = False) -> PairTable:
-    """Read and validate a pairs table against {id: sequence}; see the module docstring for the format."""
+def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool = False,
+               drop_conflicts: bool = False) -> PairTable:
+    """Read and validate a pairs table against {id: sequence}; see the module docstring for the format.
+
+    One sequence pair given with both labels (under any ids or order) is an error naming both lines, unless
+    `drop_conflicts`: then every row of such a pair is dropped, counted and logged.
+    """
     path = Path(path)
     pairs: list[Pair] = []
     seen: dict[tuple[str, str], Pair] = {}
-    dropped = 0
+    rows_per_key: Counter[tuple[str, str]] = Counter()
+    conflicting: set[tuple[str, str]] = set()  # pairs given with both labels (drop_conflicts only)
     columns: list[str] = []
     label_col: int | None = None
     split_col: int | None = None
@@ -120,24 +128,32 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
                 raise InputError(f"split {fields[split_col]!r} is not one of {', '.join(SPLIT_NAMES)}", path, number)
         pair = Pair(id_a, id_b, sequences[id_a], sequences[id_b], label, split, number)
         key = pair.key
+        rows_per_key[key] += 1
         earlier = seen.get(key)
         if earlier is not None:
-            if earlier.label != pair.label:
+            if earlier.label != pair.label and drop_conflicts:
+                conflicting.add(key)
+            elif earlier.label != pair.label:
                 raise InputError(
                     f"pair {id_a}/{id_b} repeats the sequences of line {earlier.line} "
                     f"({earlier.id_a}/{earlier.id_b}) with a different label", path, number)
-            dropped += 1
             continue
         seen[key] = pair
         pairs.append(pair)
 
+    conflicts_dropped = sum(rows_per_key[key] for key in conflicting)
+    dropped = sum(count - 1 for key, count in rows_per_key.items() if key not in conflicting)
+    if conflicting:
+        pairs = [p for p in pairs if p.key not in conflicting]
+        log.warning("%s: dropped all %d row(s) of %d sequence pair(s) given with both labels", path,
+                    conflicts_dropped, len(conflicting))
     if not pairs:
         raise InputError("no pairs found (empty file?)", path)
     if require_labels and label_col is None:
         raise InputError("a label column (0/1) is required", path)
     if dropped:
         log.warning("%s: dropped %d duplicate pair(s) (same two sequences, either order)", path, dropped)
-    return PairTable(pairs, str(path), dropped, columns)
+    return PairTable(pairs, str(path), dropped, columns, conflicts_dropped)
 
 
 def write_pairs(path: str | Path, pairs: list[Pair], with_split: bool = False) -> None:

@@ -355,3 +355,17 @@ def test_split_rejects_bad_fractions_and_method(rng):
         assign_splits(pairs, valid_frac=0.5, test_frac=0.5)
     with pytest.raises(UserError, match="unknown split method 'cluster'"):
         assign_splits(pairs, by="cluster")
+
+
+def test_conflicting_labels_are_dropped_only_on_request(tmp_path):
+    fasta = tmp_path / "s.fasta"
+    fasta.write_text(">a\nMKTAYIAK\n>b\nGLLVVKQE\n>b2\nGLLVVKQE\n>c\nMSTNPKPQ\n")
+    pairs = tmp_path / "p.tsv"
+    # a/b positive; b2/a (same sequences, other id and order) negative; a duplicate a/c; c/b kept
+    pairs.write_text("a\tb\t1\na\tc\t0\nb2\ta\t0\nc\ta\t0\nc\tb\t1\na\tb\t1\n")
+    sequences = read_fasta(fasta)
+    with pytest.raises(InputError, match=r"p\.tsv:3: pair b2/a repeats the sequences of line 1"):
+        read_pairs(pairs, sequences)
+    table = read_pairs(pairs, sequences, drop_conflicts=True)
+    assert [(p.id_a, p.id_b) for p in table.pairs] == [("a", "c"), ("c", "b")]
+    assert table.conflicts_dropped == 3 and table.duplicates_dropped == 1
