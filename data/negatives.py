@@ -15,13 +15,13 @@ Proteins are keyed by sequence content, so a positive named under other ids is s
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from data.atomic import atomic_path, write_text_atomic
 from data.errors import UserError
 from data.keys import canonical_pair, sequence_key
 from data.pairs import Pair, write_pairs
@@ -222,10 +222,7 @@ def write_negatives(path: str | Path, result: NegativesResult) -> Path:
     """Write `id_a id_b label` and `<path>.stats.json`, each via a temporary name; returns the stats path."""
     path = Path(path)
     stats_path = path.with_name(path.name + ".stats.json")
-    partial = path.with_name(path.name + ".partial")
-    write_pairs(partial, result.pairs)
-    os.replace(partial, path)
-    partial = stats_path.with_name(stats_path.name + ".partial")
-    partial.write_text(json.dumps(result.stats, indent=2) + "\n")
-    os.replace(partial, stats_path)
+    with atomic_path(path) as tmp:
+        write_pairs(tmp, result.pairs)
+    write_text_atomic(stats_path, json.dumps(result.stats, indent=2) + "\n")
     return stats_path

@@ -9,13 +9,13 @@ the pairs receives groups carrying a share proportional to sqrt(f) of the pair e
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from data.atomic import atomic_path, write_text_atomic
 from data.errors import UserError
 from data.keys import sequence_key
 from data.pairs import SPLIT_NAMES, Pair, write_pairs
@@ -157,9 +157,7 @@ def write_split(path: str | Path, result: SplitResult) -> Path:
     """Write the split pairs (`id_a id_b label split`) and `<path>.stats.json`, each via a temporary name."""
     path = Path(path)
     stats_path = path.with_name(path.name + ".stats.json")
-    for target, write in ((path, lambda p: write_pairs(p, result.pairs, with_split=True)),
-                          (stats_path, lambda p: p.write_text(json.dumps(result.stats, indent=2) + "\n"))):
-        partial = target.with_name(target.name + ".partial")
-        write(partial)
-        os.replace(partial, target)
+    with atomic_path(path) as tmp:
+        write_pairs(tmp, result.pairs, with_split=True)
+    write_text_atomic(stats_path, json.dumps(result.stats, indent=2) + "\n")
     return stats_path

@@ -26,12 +26,12 @@ writes FASTA and pairs files.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from data.atomic import atomic_path
 from data.alphabet import RESIDUES
 from data.errors import UserError
 from data.fasta import write_fasta
@@ -189,21 +189,16 @@ def generate(config: SynthConfig) -> SynthDataset:
 
 def write_pairs_table(path: str | Path, dataset: SynthDataset) -> None:
     """Pairs TSV with header: id_a id_b label split family_a motif_start_a family_b motif_start_b (0-based)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".partial-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write("\t".join(PAIR_COLUMNS) + "\n")
         for p in dataset.pairs:
             handle.write("\t".join(str(v) for v in (p.id_a, p.id_b, p.label, p.split, p.family_a, p.start_a,
                                                     p.family_b, p.start_b)) + "\n")
-    os.replace(tmp, path)
 
 
 def write_sequences(path: str | Path, dataset: SynthDataset) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + f".partial-{os.getpid()}")
-    write_fasta(tmp, dataset.sequences)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write_fasta(tmp, dataset.sequences)
 
 
 def split_counts(dataset: SynthDataset) -> dict[str, dict[str, int]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from data.atomic import atomic_path, write_text_atomic
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.pairs import Pair, read_pairs
@@ -217,12 +217,10 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 
 def write_results(path: Path, rows: list[dict[str, str]]) -> None:
-    tmp = path.with_name(path.name + f".partial-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _check_inputs(config: AblateConfig) -> dict[str, list[Pair]]:
@@ -251,9 +249,7 @@ def _check_shared_settings(config: AblateConfig, out: Path) -> None:
             raise UserError(f"{out} holds an ablation run with other settings ({', '.join(changed)}); use a new "
                             "--out directory or the same settings")
         return
-    tmp = settings_path.with_name(f"ablate.json.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(shared, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, settings_path)
+    write_text_atomic(settings_path, json.dumps(shared, indent=2, sort_keys=True) + "\n")
 
 
 def run_ablation(config: AblateConfig, train_fn: TrainFn | None = None,
@@ -310,9 +306,7 @@ def write_report(out: str | Path, rows: list[dict[str, str]] | None = None) -> t
             raise UserError(f"{out} holds no results.csv")
         rows = read_results(out / "results.csv")
     summary_path = out / "summary.md"
-    tmp = summary_path.with_name(f"summary.md.partial-{os.getpid()}")
-    tmp.write_text(summary_markdown(rows))
-    os.replace(tmp, summary_path)
+    write_text_atomic(summary_path, summary_markdown(rows))
     return summary_path, plot_learning_curve(rows, out / "learning_curve.png")
 
 
@@ -401,8 +395,9 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
     fig.legend([handles[label] for label in labels], labels, fontsize=7, loc="lower center", ncol=3,
                frameon=False)
     fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))
-    tmp = path.with_name(f"{path.stem}.partial-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path

@@ -6,12 +6,12 @@ teacher_fingerprint, epoch, metrics; last.pt adds optimizer, scheduler, rng and 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from data.atomic import atomic_path
 from data.errors import UserError
 from data.version import TOOL_VERSION
 from student.config import ModelConfig
@@ -25,13 +25,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (plus format keys) atomically."""
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "tool_version": TOOL_VERSION, **payload}
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -28,15 +28,15 @@ BUCKET_BATCHES = 16  # batches per length bucket: pairs of similar length share 
 
 def check_cache(pairs: list[Pair], cache: TeacherCache, need_embeddings: bool) -> None:
     """Raise CacheError naming the pairs and proteins the cache lacks (e.g. a cache built from other sequences)."""
-    other_sequences: list[str] = []
+    absent: dict[str, None] = {}  # ids whose sequence has no protein entry, in order of first appearance
     missing_pairs: list[str] = []
-    missing_proteins: list[str] = []
     for pair in pairs:
         for name, seq in ((pair.id_a, pair.seq_a), (pair.id_b, pair.seq_b)):
-            if not cache.has_protein(seq) and name not in other_sequences:
-                other_sequences.append(name)
+            if name not in absent and not cache.has_protein(seq):
+                absent[name] = None
         if not cache.has_pair(pair.seq_a, pair.seq_b):
             missing_pairs.append(f"{pair.id_a}/{pair.id_b}")
+    other_sequences = list(absent)
     if missing_pairs:
         message = (f"{len(missing_pairs)} pair(s) are missing from cache {cache.path}: "
                    f"{', '.join(missing_pairs[:10])}{' ...' if len(missing_pairs) > 10 else ''}")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from data.atomic import atomic_path
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
@@ -145,18 +145,13 @@ def summarise(scores: list[ComplexScore]) -> dict:
 def write_scores(path: str | Path, scores: list[ComplexScore]) -> Path:
     """Per-complex TSV with a header, written atomically."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
     names = list(asdict(scores[0]).keys()) if scores else list(ComplexScore.__dataclass_fields__)
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write("\t".join(names) + "\n")
-            for score in scores:
-                values = asdict(score)
-                handle.write("\t".join(f"{values[n]:.6g}" if isinstance(values[n], float) else str(values[n])
-                                       for n in names) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("\t".join(names) + "\n")
+        for score in scores:
+            values = asdict(score)
+            handle.write("\t".join(f"{values[n]:.6g}" if isinstance(values[n], float) else str(values[n])
+                                   for n in names) + "\n")
     return path
 
 

@@ -1,11 +1,11 @@
 """Heatmaps of interaction maps (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
+from data.atomic import atomic_path
 
 
 def safe_name(text: str) -> str:
@@ -42,12 +42,9 @@ def plot_pair_maps(path: str | Path, student_map: np.ndarray, teacher_map: np.nd
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -10,7 +10,6 @@ Needs only a checkpoint and sequences: no teacher, and fair-esm is never importe
 """
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from data.atomic import atomic_path
 from data.pairs import Pair
 from student.dataset import LengthBucketSampler, PairDataset, align_target, batch_sizes, collate_pairs
 from student.model import StudentModel
@@ -83,8 +83,7 @@ def write_predictions(path: str | Path, pairs: list[Pair], probs: np.ndarray, th
     """TSV `id_a id_b probability [predicted] [label]`, written atomically."""
     path = Path(path)
     with_label = any(p.label is not None for p in pairs)
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         header = ["id_a", "id_b", "probability"] + (["predicted"] if threshold is not None else []) + (
             ["label"] if with_label else [])
         handle.write("\t".join(header) + "\n")
@@ -95,7 +94,6 @@ def write_predictions(path: str | Path, pairs: list[Pair], probs: np.ndarray, th
             if with_label:
                 row.append("" if pair.label is None else str(pair.label))
             handle.write("\t".join(row) + "\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -105,8 +103,7 @@ def write_maps(path: str | Path, pairs: list[Pair], maps: list[np.ndarray], attr
     import h5py
 
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as handle:
             handle.attrs["content"] = "student interaction maps: sigmoid of the calibrated map logits"
             for name, value in (attrs or {}).items():
@@ -120,10 +117,6 @@ def write_maps(path: str | Path, pairs: list[Pair], maps: list[np.ndarray], attr
                 dataset = group.create_dataset(str(row), data=np.asarray(pair_map, dtype=np.float32),
                                                compression="gzip", compression_opts=4)
                 dataset.attrs["id_a"], dataset.attrs["id_b"] = pair.id_a, pair.id_b
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from data.atomic import atomic_path, write_text_atomic
 from data.errors import InputError, UserError
 from data.fasta import read_fasta
 from data.keys import file_sha256, sequence_key
@@ -154,9 +154,8 @@ def summary_path_for(out: Path) -> Path:
 
 def _save_state(path: Path, state: dict, kept: np.ndarray) -> None:
     """One file, renamed into place: the kept records and the bookkeeping can never disagree."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, kept=kept, state=np.array(json.dumps(state)))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, kept=kept, state=np.array(json.dumps(state)))
 
 
 def _load_state(path: Path) -> tuple[dict, np.ndarray] | None:
@@ -512,9 +511,7 @@ def _min_logit(min_prob: float | None) -> float | None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + f".partial-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str))
 
 
 def run_screen(config: ScreenConfig, progress: ProgressFn | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.atomic import atomic_path
 from data.errors import InputError
 
 CANDIDATE = np.dtype([("row", "<i4"), ("col", "<i4"), ("logit", "<f4"), ("tie", "<i8")])
@@ -103,12 +104,10 @@ class HitRow:
 
 def write_hits(path: Path, rows: list[HitRow]) -> None:
     """The TSV, written under a temporary name and renamed into place."""
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         handle.write("\t".join(TSV_COLUMNS) + "\n")
         for row in rows:
             handle.write(row.tsv() + "\n")
-    os.replace(tmp, path)
 
 
 def read_hits(path: Path) -> list[HitRow]:

@@ -16,7 +16,6 @@ import csv
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from data.atomic import atomic_path, write_text_atomic
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.keys import file_sha256
@@ -175,9 +175,7 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -189,13 +187,11 @@ def _json_default(value: Any) -> Any:
 
 
 def write_history(path: Path, history: list[dict]) -> None:
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for row in history:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
 
 
 def _comparable(config_dict: dict) -> dict:

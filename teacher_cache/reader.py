@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import h5py
 import numpy as np
@@ -21,6 +21,9 @@ import numpy as np
 from data.keys import canonical_pair, sequence_key
 from teacher_cache.errors import CacheError, MissingEntryError
 from teacher_cache.schema import FORMAT_NAME, MAP_NAMES, SCHEMA_VERSION, StorageConfig
+
+if TYPE_CHECKING:  # the writer imports the reader at run time, not the other way round
+    from teacher_cache.writer import CacheBuilder
 
 
 @dataclass
@@ -259,7 +262,7 @@ class TeacherCache:
             contact, attention = self._read_row(row)
             yield key_a, key_b, PairMaps(contact, attention, bool(self._pair_tiled[row]))
 
-    def copy_into(self, builder: "CacheBuilder") -> int:  # noqa: F821 (writer type, avoided import cycle)
+    def copy_into(self, builder: "CacheBuilder") -> int:
         """Add every entry not yet in `builder`; returns how many pairs were added."""
         sequences = self.sequences()
         for row, key in enumerate(self._protein_keys):

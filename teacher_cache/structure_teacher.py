@@ -28,7 +28,6 @@ All maps are built in memory before writing (tens of MB for DB5.5's 154 complexe
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -36,6 +35,7 @@ from typing import Callable
 import gemmi
 import numpy as np
 
+from data.atomic import atomic_path
 from data.alphabet import RESIDUES
 from data.errors import InputError, UserError
 from data.fasta import read_fasta, write_fasta
@@ -134,13 +134,8 @@ def structure_cache_meta(config: StructureCacheConfig) -> dict:
 
 
 def _write_fasta_atomic(path: str | Path, sequences: dict[str, str]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         write_fasta(tmp, sequences)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_structure_cache(config: StructureCacheConfig,

@@ -369,3 +369,20 @@ def test_conflicting_labels_are_dropped_only_on_request(tmp_path):
     table = read_pairs(pairs, sequences, drop_conflicts=True)
     assert [(p.id_a, p.id_b) for p in table.pairs] == [("a", "c"), ("c", "b")]
     assert table.conflicts_dropped == 3 and table.duplicates_dropped == 1
+
+
+def test_atomic_path_replaces_on_success_and_leaves_nothing_on_failure(tmp_path):
+    from data.atomic import atomic_path, write_text_atomic
+
+    target = tmp_path / "out.tsv"
+    write_text_atomic(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.suffix == ".tsv" and tmp.parent == tmp_path
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tsv"]
+    with atomic_path(target) as tmp:
+        tmp.write_text("new\n")
+    assert target.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["out.tsv"]
