@@ -20,7 +20,7 @@ class PrecomputeConfig:
     attention_layers: list[int] = field(default_factory=lambda: [-1])  # 1-based; negative counts from the end
     max_tokens: int = 1024  # context per forward pass, BOS and EOS included; longer inputs are tiled
     tile_overlap: int = 128  # residues shared by neighbouring windows (clamped to half a window)
-    tokens_per_batch: int = 4096  # padded tokens per forward batch
+    tokens_per_batch: int = 4096  # padded tokens per forward batch; 0: fitted to the device's free memory (auto)
     device: str = "cpu"  # cpu | cuda | cuda:N
     precision: str = "auto"  # auto (fp32 on CPU, bf16 on CUDA where supported, else fp16) | fp32 | bf16 | fp16
     per_residue: bool = False  # also store (L, D) per-residue embeddings
@@ -42,8 +42,8 @@ class PrecomputeConfig:
                             f"{len(self.linker)}-residue linker plus BOS and EOS")
         if self.tile_overlap < 0:
             raise UserError("--tile-overlap must be >= 0")
-        if self.tokens_per_batch < 1:
-            raise UserError("--tokens-per-batch must be >= 1")
+        if self.tokens_per_batch < 0:
+            raise UserError("--tokens-per-batch must be >= 1, or auto")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UserError(f"--precision {self.precision!r}: expected auto, fp32, bf16 or fp16")
         if not self.attention_layers:
@@ -73,3 +73,16 @@ def parse_layers(text: str) -> list[int]:
     except ValueError:
         raise UserError(f"--attention-layers {text!r}: expected comma-separated layer numbers, e.g. -1 or 31,32,33") \
             from None
+
+
+def parse_tokens_per_batch(text: str) -> int:
+    """'auto' -> 0 (fit to memory), else a positive integer."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"--tokens-per-batch {text!r}: expected a number of tokens or auto") from None
+    if value < 1:
+        raise UserError("--tokens-per-batch must be >= 1, or auto")
+    return value

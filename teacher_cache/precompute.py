@@ -23,7 +23,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +70,7 @@ class PrecomputeResult:
     pair_seconds: float  # the pairs' share of compute_seconds
     seconds: float  # the whole run, loading and merging included
     parts_merged: int
+    tokens_per_batch: int = 0  # what batching used (--tokens-per-batch, or what auto chose)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -364,6 +365,20 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
     return tiled
 
 
+def _fit_tokens_per_batch(teacher, config: PrecomputeConfig, proteins: list[str],
+                          pairs: list[tuple[str, str]]) -> int:
+    """--tokens-per-batch auto: fitted to the device's free memory for the longest forward input of this run."""
+    from teacher_cache.batch_size import auto_tokens_per_batch
+
+    windows = [stop - start + 2 for seq in proteins
+               for start, stop in plan_chain(len(seq), config.max_tokens, config.tile_overlap)]
+    windows += [(wa[1] - wa[0]) + (wb[1] - wb[0]) + len(config.linker) + 2 for a, b in pairs
+                for wa, wb in plan_pair(len(a), len(b), config.max_tokens, len(config.linker), config.tile_overlap)]
+    if not windows:
+        return 1
+    return auto_tokens_per_batch(teacher.device, max(windows), teacher.info.attention_heads, teacher.info.embed_dim)
+
+
 # -- step 5: merging -------------------------------------------------------------------------------------------------
 def _merge(out: Path, parts_dir: Path, parts: list[Path], include_out: bool) -> None:
     """Join the parts (and --out, when compatible) into --out; merge in groups so few files are open at once."""
@@ -428,11 +443,14 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
         log.info("%d of %d pairs and %d of %d proteins of this shard to compute", len(pairs_todo), len(pair_shard),
                  len(proteins_todo), len(protein_shard))
 
+        tokens_per_batch = config.tokens_per_batch or _fit_tokens_per_batch(teacher, config, proteins_todo,
+                                                                            pairs_todo)
+        batching = replace(config, tokens_per_batch=tokens_per_batch)
         writer = _PartWriter(parts_dir, meta, StorageConfig(), config.checkpoint_seconds)
         protein_counters, pair_counters = _Counters(), _Counters()
         try:
-            proteins_tiled = _compute_proteins(teacher, proteins_todo, config, writer, protein_counters, progress)
-            pairs_tiled = _compute_pairs(teacher, pairs_todo, config, attention_layers, writer, pair_counters,
+            proteins_tiled = _compute_proteins(teacher, proteins_todo, batching, writer, protein_counters, progress)
+            pairs_tiled = _compute_pairs(teacher, pairs_todo, batching, attention_layers, writer, pair_counters,
                                          progress)
             # nothing new and no usable --out (e.g. an empty shard): still write an (empty) cache
             writer.commit(even_if_empty=not (done.parts or writer.written or pairs_todo or proteins_todo)
@@ -461,4 +479,4 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
         tokens=protein_counters.tokens + pair_counters.tokens,
         compute_seconds=protein_counters.seconds + pair_counters.seconds, pair_tokens=pair_counters.tokens,
         pair_seconds=pair_counters.seconds, seconds=time.monotonic() - started,
-        parts_merged=len(parts), notes=notes)
+        parts_merged=len(parts), tokens_per_batch=tokens_per_batch, notes=notes)

@@ -149,15 +149,19 @@ def _device(device: str) -> torch.device:
 
 
 def resolve_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """float32 on CPU; on CUDA bf16 where supported, else fp16 (the contact head always runs in float32)."""
+    """auto: float32 on CPU; on CUDA bf16 where supported, else fp16 (the contact head always runs in float32).
+
+    bf16 is allowed on CPU too (faster where the CPU has bf16 matrix instructions; maps within the tolerance
+    tests/test_runner.py states); fp16 is not (CPUs have no fast fp16 matrix multiply).
+    """
     if precision == "auto":
         if device.type != "cuda":
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision not in DTYPES:
         raise UserError(f"--precision {precision!r}: expected auto, fp32, bf16 or fp16")
-    if device.type == "cpu" and precision != "fp32":
-        raise UserError(f"--precision {precision} is for CUDA; on CPU the teacher runs in fp32")
+    if device.type == "cpu" and precision == "fp16":
+        raise UserError("--precision fp16 is for CUDA; on CPU use fp32 or bf16")
     return DTYPES[precision]
 
 
@@ -280,35 +284,33 @@ class EsmTeacher:
         heads = self.info.attention_heads
         tokens = self._tokens([a + linker + b for a, b in pairs])
         lengths = [len(a) + len(linker) + len(b) for a, b in pairs]
-        spans = [(slice(1, 1 + len(a)), slice(1 + len(a) + len(linker), 1 + len(a) + len(linker) + len(b)))
-                 for a, b in pairs]
-        # 1. which positions enter the contact head: residues and linker, not BOS, EOS or padding
-        positions = torch.arange(tokens.shape[1], device=self.device)
-        inside = (positions[None, :] >= 1) & (positions[None, :] <= torch.tensor(lengths, device=self.device)[:, None])
-        inside = inside.float()  # (B, T)
+        # A and B inside the contact head's frame, which starts after BOS: A = [0, La), B = [La + linker, n)
+        spans = [(slice(0, len(a)), slice(len(a) + len(linker), n)) for (a, b), n in zip(pairs, lengths)]
         logits = [torch.zeros(a.stop - a.start, b.stop - b.start, device=self.device) for a, b in spans]
         attention = [torch.zeros_like(block) for block in logits]
 
-        # 2. the transformer, layer by layer, fair-esm's modules
+        # the transformer, layer by layer, fair-esm's modules
         x, padding_mask = self._embed(tokens)
         x = x.transpose(0, 1)  # (B, T, E) => (T, B, E)
         for index, layer in enumerate(self.model.layers):
             x, attn = layer(x, self_attn_padding_mask=padding_mask, need_head_weights=True)
-            attn = attn.transpose(0, 1).float()  # (H, B, T, T) => (B, H, T, T)
-            # 3. APC statistics of the symmetrised map S = M (a + a^T) M, M masking BOS/EOS/padding:
-            #    row sums r_i = M_i (sum_j a_ij M_j + sum_j a_ji M_j) and the total of each channel
-            mask = inside[:, None, :, None]  # (B, 1, T, 1)
-            rows = (torch.matmul(attn, mask) + torch.matmul(attn.transpose(-1, -2), mask)).squeeze(-1)
-            rows = rows * inside[:, None, :]  # (B, H, T)
-            totals = rows.sum(-1)  # (B, H)
+            attn = attn.transpose(0, 1)  # (H, B, T, T) => (B, H, T, T), a view
             weight = self.regression_weight[index * heads:(index + 1) * heads]  # (H,)
-            for row, (span_a, span_b) in enumerate(spans):
-                # 4. the A x B block of S, APC-corrected, projected onto this layer's regression weights
-                block = attn[row, :, span_a, span_b] + attn[row, :, span_b, span_a].transpose(-1, -2)  # (H, La, Lb)
-                expected = rows[row, :, span_a, None] * rows[row, :, None, span_b] / totals[row, :, None, None]
-                logits[row] += torch.einsum("h,hab->ab", weight, block - expected)
+            for row, ((span_a, span_b), n) in enumerate(zip(spans, lengths)):
+                # The contact head sees S = a + a^T over residues and linker only (no BOS, EOS or padding);
+                # APC subtracts r_i r_j / total, r = row sums of S. Slicing the sequence's own square keeps
+                # padding out of the sums, so the result does not depend on the batch.
+                inner = attn[row, :, 1:n + 1, 1:n + 1].float()  # (H, n, n); a view in float32
+                rows = inner.sum(-1) + inner.sum(-2)  # (H, n)
+                scale = weight / rows.sum(-1)  # (H,): regression weight over the channel's total
+                block_ab, block_ba = inner[:, span_a, span_b], inner[:, span_b, span_a]
+                # sum_h w_h (S_h - r_h r_h^T / total_h) on the A x B block: two head-weighted sums and a rank-H
+                # product, never materialising an (H, La, Lb) temporary
+                logits[row] += (torch.tensordot(weight, block_ab, dims=1) + torch.tensordot(weight, block_ba, dims=1).T
+                                - (rows[:, span_a] * scale[:, None]).T @ rows[:, span_b])
                 if index + 1 in layers:
-                    attention[row] += block.mean(0) / 2
+                    attention[row] += (block_ab.mean(0) + block_ba.mean(0).T) / 2
+            del attn, inner, block_ab, block_ba  # free this layer's (H, T, T) before the next layer allocates its own
         return [(torch.sigmoid(logit + self.regression_bias).cpu().numpy(),
                  (att / len(layers)).clamp(0.0, 1.0).cpu().numpy()) for logit, att in zip(logits, attention)]
 

@@ -131,6 +131,21 @@ def test_checkpoint_with_missing_weights_names_them(checkpoint, tmp_path):
         load_teacher(str(tmp_path / "esm2_t2_broken.pt"))
 
 
+def test_cpu_precisions():
+    from teacher_cache.runner import resolve_dtype
+
+    cpu = torch.device("cpu")
+    assert resolve_dtype(cpu, "auto") == torch.float32
+    assert resolve_dtype(cpu, "bf16") == torch.bfloat16
+    with pytest.raises(UserError, match="fp16 is for CUDA"):
+        resolve_dtype(cpu, "fp16")
+
+
+def test_bf16_teacher_loads_on_cpu(checkpoint):
+    teacher = load_teacher(str(checkpoint), precision="bf16")
+    assert teacher.dtype == torch.bfloat16 and next(teacher.model.parameters()).dtype == torch.bfloat16
+
+
 def test_cuda_request_without_cuda_is_a_clear_error(checkpoint):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
