@@ -13,6 +13,7 @@ Protein lengths are drawn from --fasta (default: the D-SCRIPT yeast set in ../sh
 from a log-normal with the yeast set's median (314) and spread. Training crops to --max-len as `train` does.
 
     python benchmarks/train.py --json benchmarks/out/train.json
+    python benchmarks/train.py --keep-heap --json benchmarks/out/train_keep.json   # the allocator `train` uses
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -134,14 +136,22 @@ def main() -> None:
     parser.add_argument("--project-pairs", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--keep-heap", action="store_true",
+                        help="teacher_cache.allocator.keep_freed_memory() first, as `cli.py train` does")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.keep_heap:
+        from teacher_cache.allocator import keep_freed_memory
+
+        if not keep_freed_memory():
+            raise SystemExit("--keep-heap needs glibc")
     rng = np.random.default_rng(args.seed)
     pairs = make_pairs(rng, args.n_pairs, args.fasta)
     config = TrainConfig(batch_size=args.batch_size, max_len=args.max_len)
     embedding_dim = 320
     model_config = ModelConfig(semantic_dim=embedding_dim, map_bias_init=-2.0)
     results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {args.threads}",
+                     "allocator": "heap kept" if args.keep_heap else "glibc default",
                      "load_average_start": os.getloadavg(), "n_pairs": args.n_pairs, "batch_size": args.batch_size,
                      "max_len": args.max_len, "model": model_config.to_dict(),
                      "lengths_from": str(args.fasta) if args.fasta and args.fasta.exists() else "lognormal(314)",
@@ -175,6 +185,7 @@ def main() -> None:
     results["projected_epoch_seconds"] = {name: value * args.project_pairs for name, value in per_pair.items()}
     results["project_pairs"] = args.project_pairs
     results["load_average_end"] = os.getloadavg()
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     print(f"{'loop':<10} {'pairs':>6} {'seconds':>9} {'fetch s':>8} {'teacher s':>9} {'pairs/s':>8} "
           f"{'epoch of ' + str(args.project_pairs):>16}")
@@ -187,7 +198,8 @@ def main() -> None:
     if "online_teacher_ratio" in results:
         print(f"online_teacher_ratio = online / cache = {results['online_teacher_ratio']:.2f} "
               f"({results['online']['teacher']}; RANDOM weights, real architecture)")
-    print(f"machine: {results['machine']}; load average {results['load_average_start'][0]:.1f} -> "
+    print(f"machine: {results['machine']}; allocator: {results['allocator']}; peak RSS "
+          f"{results['peak_rss_mb']:.0f} MB; load average {results['load_average_start'][0]:.1f} -> "
           f"{results['load_average_end'][0]:.1f} (other processes share these cores)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
