@@ -221,7 +221,10 @@ def run_student(args, paths: dict[str, Path], results: Results) -> None:
     from student.config import ModelConfig, TrainConfig
     from student.trainer import train
 
+    from teacher_cache.allocator import keep_freed_memory
+
     torch.set_num_threads(args.threads)
+    heap_kept = keep_freed_memory()  # as `cli.py train` runs; changes speed, not results
     for setting in args.student_settings:
         split, negatives = setting.split("/")
         pairs_path = student_split(paths[setting], Path(args.data) / "seqs.fasta", args.student_valid)
@@ -246,7 +249,8 @@ def run_student(args, paths: dict[str, Path], results: Results) -> None:
                              "epochs": f"{metrics['epochs_run']} (best {metrics['best_epoch']})",
                              "seconds": f"{seconds:.0f}", "machine": machine(),
                              "note": f"CE only, no teacher cache, head {args.head}, torch threads {args.threads}, "
-                                     f"valid subsample {args.student_valid} (early stopping/threshold only)"})
+                                     f"valid subsample {args.student_valid} (early stopping/threshold only)"
+                                     + ("; heap kept" if heap_kept else "")})
                 print(f"student {setting} n_train {n_train or 'all'} seed {seed}: test AUPR {test['aupr']:.3f} "
                       f"AUROC {test['auroc']:.3f} ({seconds:.0f} s)", flush=True)
 
