@@ -300,12 +300,12 @@ class EsmTeacher:
                 # The contact head sees S = a + a^T over residues and linker only (no BOS, EOS or padding);
                 # APC subtracts r_i r_j / total, r = row sums of S. Slicing the sequence's own square keeps
                 # padding out of the sums, so the result does not depend on the batch.
-                inner = attn[row, :, 1:n + 1, 1:n + 1].float()  # (H, n, n); a view in float32
+                inner = attn[row, :, 1:n + 1, 1:n + 1].float()  # (H, n, n): a view (a copy for bf16/fp16 models)
                 rows = inner.sum(-1) + inner.sum(-2)  # (H, n)
                 scale = weight / rows.sum(-1)  # (H,): regression weight over the channel's total
                 block_ab, block_ba = inner[:, span_a, span_b], inner[:, span_b, span_a]
                 # sum_h w_h (S_h - r_h r_h^T / total_h) on the A x B block: two head-weighted sums and a rank-H
-                # product, never materialising an (H, La, Lb) temporary
+                # product instead of an (H, La, Lb) APC term
                 logits[row] += (torch.tensordot(weight, block_ab, dims=1) + torch.tensordot(weight, block_ba, dims=1).T
                                 - (rows[:, span_a] * scale[:, None]).T @ rows[:, span_b])
                 if index + 1 in layers:
