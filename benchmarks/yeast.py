@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--n-train", default="500,1000,2000,all", help="baseline grid ('all' = whole train part)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--student-settings", default="protein/published,homology/published,"
-                                                      "homology/degree-balanced")
+                                                      "protein/degree-balanced,homology/degree-balanced")
     parser.add_argument("--student-n-train", default="", help="e.g. 500,2000; empty: no student runs")
     parser.add_argument("--student-seeds", default="0,1,2")
     parser.add_argument("--student-epochs", type=int, default=5)
