@@ -94,6 +94,16 @@ def test_crlf_and_gzip_inputs_are_accepted(model, tmp_path):
     assert (tmp_path / "cache.h5").exists()
 
 
+def test_precompute_tokens_per_batch_auto_and_bad_values(model, tmp_path):
+    fasta, pairs = write(tmp_path / "seqs.fasta", GOOD_FASTA), write(tmp_path / "pairs.tsv", GOOD_PAIRS)
+    result = precompute(model, pairs, fasta, tmp_path / "cache.h5", "--tokens-per-batch", "auto")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"batches\s+of\s+up\s+to\s+\d+\s+tokens", result.output)
+    result = precompute(model, pairs, fasta, tmp_path / "other.h5", "--tokens-per-batch", "many")
+    assert result.exit_code == 2 and "--tokens-per-batch 'many'" in result.output
+    assert not (tmp_path / "other.h5").exists()
+
+
 def test_cache_from_other_sequences_is_refused_by_train(tmp_path):
     fasta = write(tmp_path / "seqs.fasta", GOOD_FASTA)
     pairs = write(tmp_path / "pairs.tsv", SPLIT_PAIRS)
