@@ -360,11 +360,9 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
     """Test AUPR against training-set size, one panel per head, one line per loss setting (mean ± std)."""
     if not rows:
         return None
-    import matplotlib
+    from student.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     heads = [h for h in HEADS if any(r["head"] == h for r in rows)]
     fig, axes = plt.subplots(1, len(heads), figsize=(4.2 * len(heads), 3.6), sharey=True, squeeze=False)
     for ax, head in zip(axes[0], heads):
@@ -395,9 +393,4 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
     fig.legend([handles[label] for label in labels], labels, fontsize=7, loc="lower center", ncol=3,
                frameon=False)
     fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -161,9 +161,9 @@ def plot_complex(path: str | Path, pred: np.ndarray, complex_: ComplexContacts, 
     the top-L/5 predicted cells are circled on the true map."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from student.plots import pyplot, save_figure
 
+    plt = pyplot()
     truth = complex_.contacts(cutoff)
     observed = complex_.observed
     shown = np.where(observed, pred, np.nan)
@@ -187,10 +187,7 @@ def plot_complex(path: str | Path, pred: np.ndarray, complex_: ComplexContacts, 
         ax.set_ylabel(f"{complex_.row.id_a} residue (sequence position)")
     fig.suptitle(f"{complex_.row.id_a} / {complex_.row.id_b}: P@L/5 {score.precision_top_l5:.2f} "
                  f"(chance {score.density:.3f}), AUPR {score.aupr:.3f}")
-    path = Path(path)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def _cache_source(config: EvaluateMapsConfig) -> tuple[Callable[[list[ComplexContacts]], list], str, bool]:

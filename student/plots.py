@@ -8,6 +8,27 @@ import numpy as np
 from data.atomic import atomic_path
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Write `fig` to `path` atomically (no partial PNG after an error) and close it either way."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        pyplot().close(fig)
+    return path
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:100]
 
@@ -17,11 +38,7 @@ def plot_pair_maps(path: str | Path, student_map: np.ndarray, teacher_map: np.nd
                    teacher_label: str = "teacher") -> Path:
     """PNG of the student's map (rows = residues of id_a, columns = residues of id_b, numbered from 1), with the
     teacher's map beside it when given. Written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [("student", student_map)] + ([(teacher_label, teacher_map)] if teacher_map is not None else [])
     len_a, len_b = student_map.shape
     width = 4.2 * len(panels)
@@ -41,10 +58,4 @@ def plot_pair_maps(path: str | Path, student_map: np.ndarray, teacher_map: np.nd
     title = f"{id_a} x {id_b}" + (f"   p(interact) = {probability:.3f}" if probability is not None else "")
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
