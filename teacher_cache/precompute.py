@@ -287,6 +287,17 @@ def _shard_block(items: list, shard: tuple[int, int]) -> list:
     return items[start:stop]
 
 
+def _chain_tokens(window: tuple[int, int]) -> int:
+    """Tokens of one chain window's forward input: BOS + residues + EOS."""
+    start, stop = window
+    return stop - start + 2
+
+
+def _pair_tokens(window_a: tuple[int, int], window_b: tuple[int, int], linker: str) -> int:
+    """Tokens of one pair window's forward input: BOS + A + linker + B + EOS."""
+    return (window_a[1] - window_a[0]) + (window_b[1] - window_b[0]) + len(linker) + 2
+
+
 def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, writer: _PartWriter,
                       counters: _Counters, progress: Progress | None) -> int:
     """Embeddings of `sequences` (each tiled when longer than the context); returns how many were tiled."""
@@ -297,7 +308,7 @@ def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, w
     windows_left = {seq: len(plan_chain(len(seq), config.max_tokens, config.tile_overlap)) for seq in sequences}
     stitchers: dict[str, RowStitcher] = {}
     tiled = 0
-    for batch in batch_indices([stop - start + 2 for _, (start, stop) in tasks], config.tokens_per_batch):
+    for batch in batch_indices([_chain_tokens(window) for _, window in tasks], config.tokens_per_batch):
         texts = [tasks[i][0][slice(*tasks[i][1])] for i in batch]
         started = time.perf_counter()
         rows = teacher.residue_embeddings(texts)
@@ -334,7 +345,7 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
     windows_left = [len(plan) for plan in plans]
     stitchers: dict[int, MapStitcher] = {}
     tiled = 0
-    lengths = [(wa[1] - wa[0]) + (wb[1] - wb[0]) + len(linker) + 2 for _, wa, wb in tasks]
+    lengths = [_pair_tokens(wa, wb, linker) for _, wa, wb in tasks]
     for batch in batch_indices(lengths, config.tokens_per_batch):
         inputs = [(pairs[tasks[i][0]][0][slice(*tasks[i][1])], pairs[tasks[i][0]][1][slice(*tasks[i][2])])
                   for i in batch]
@@ -370,9 +381,9 @@ def _fit_tokens_per_batch(teacher, config: PrecomputeConfig, proteins: list[str]
     """--tokens-per-batch auto: fitted to the device's free memory for the longest forward input of this run."""
     from teacher_cache.batch_size import auto_tokens_per_batch
 
-    windows = [stop - start + 2 for seq in proteins
-               for start, stop in plan_chain(len(seq), config.max_tokens, config.tile_overlap)]
-    windows += [(wa[1] - wa[0]) + (wb[1] - wb[0]) + len(config.linker) + 2 for a, b in pairs
+    windows = [_chain_tokens(window) for seq in proteins
+               for window in plan_chain(len(seq), config.max_tokens, config.tile_overlap)]
+    windows += [_pair_tokens(wa, wb, config.linker) for a, b in pairs
                 for wa, wb in plan_pair(len(a), len(b), config.max_tokens, len(config.linker), config.tile_overlap)]
     if not windows:
         return 1
