@@ -12,6 +12,8 @@ time, and the projected time of one training epoch over --project-pairs pairs of
 Protein lengths are drawn from --fasta (default: the D-SCRIPT yeast set in ../shared when present) or, without it,
 from a log-normal with the yeast set's median (314) and spread. Training crops to --max-len as `train` does.
 
+The cache and preloaded loops run --rounds times each, in alternating order, and their steps are summed.
+
     python benchmarks/train.py --json benchmarks/out/train.json
     python benchmarks/train.py --keep-heap --json benchmarks/out/train_keep.json   # the allocator `train` uses
 """
@@ -125,7 +127,9 @@ def timed_loop(dataset: PairDataset, config: TrainConfig, model_config: ModelCon
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-pairs", type=int, default=96, help="pairs in the benchmark cache")
-    parser.add_argument("--steps", type=int, default=6, help="timed training steps per loop")
+    parser.add_argument("--steps", type=int, default=18, help="timed training steps per loop and round")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of the cache and preloaded loops, in alternating order (ABBA...), summed")
     parser.add_argument("--online-steps", type=int, default=1, help="timed steps of the online-teacher loop")
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--max-len", type=int, default=TrainConfig().max_len)
@@ -152,7 +156,8 @@ def main() -> None:
     model_config = ModelConfig(semantic_dim=embedding_dim, map_bias_init=-2.0)
     results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {args.threads}",
                      "allocator": "heap kept" if args.keep_heap else "glibc default",
-                     "load_average_start": os.getloadavg(), "n_pairs": args.n_pairs, "batch_size": args.batch_size,
+                     "load_average_start": os.getloadavg(), "n_pairs": args.n_pairs, "rounds": args.rounds,
+                     "batch_size": args.batch_size,
                      "max_len": args.max_len, "model": model_config.to_dict(),
                      "lengths_from": str(args.fasta) if args.fasta and args.fasta.exists() else "lognormal(314)",
                      "mean_length": float(np.mean([len(p.seq_a) for p in pairs] + [len(p.seq_b) for p in pairs]))}
@@ -163,8 +168,17 @@ def main() -> None:
         common = dict(with_embeddings=True, max_len=args.max_len, random_crop=True, seed=args.seed)
         from_cache = PairDataset(pairs, cache, "contact", preload=False, **common)
         preloaded = PairDataset(pairs, cache, "contact", preload=True, **common)
-        results["cache"] = timed_loop(from_cache, config, model_config, args.steps)
-        results["preloaded"] = timed_loop(preloaded, config, model_config, args.steps)
+        # Alternating order (cache, preloaded, preloaded, cache, ...) so neither loop always runs on a warmer machine.
+        loops = {"cache": from_cache, "preloaded": preloaded}
+        for round_number in range(args.rounds):
+            for name in (("cache", "preloaded") if round_number % 2 == 0 else ("preloaded", "cache")):
+                run = timed_loop(loops[name], config, model_config, args.steps)
+                if name in results:
+                    for field in ("seconds", "pairs", "steps", "fetch_seconds", "teacher_seconds"):
+                        results[name][field] += run[field]
+                    results[name]["pairs_per_s"] = results[name]["pairs"] / results[name]["seconds"]
+                else:
+                    results[name] = run
         if args.teacher_arch != "none":
             from teacher_cache.runner import load_teacher
             from tests.esm_fixtures import ARCHITECTURES, write_random_esm2

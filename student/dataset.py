@@ -6,6 +6,10 @@ columns); the window is drawn from (seed, epoch, pair index), so an epoch is the
 resumed and whatever the number of DataLoader workers. Evaluation does not crop (`max_len=None`), or, when a
 `max_len` is given with `random_crop=False`, takes the centre window. Each DataLoader worker opens its own HDF5
 handle (TeacherCache reopens per process).
+
+Maps stay in the cache's float16 from the read to `collate_pairs`, which widens them to float32 while copying them
+into the padded batch: one pass over each map instead of three, and half the memory when preloaded. The proteins'
+embeddings are small and read once, all together, when the dataset is made.
 """
 from __future__ import annotations
 
@@ -87,16 +91,17 @@ class PairDataset(Dataset):
                     self.tokens[seq] = encode(seq)
         self.lengths = np.array([(len(p.seq_a), len(p.seq_b)) for p in pairs], dtype=np.int64).reshape(-1, 2)
         self._targets: dict[int, np.ndarray] | None = None
-        self._embeddings: dict[str, np.ndarray] | None = None
+        self._embeddings: dict[str, np.ndarray] = {}
+        if self.with_embeddings:
+            sequences = list(self.tokens)
+            self._embeddings = dict(zip(sequences, self.cache.protein_embeddings(sequences)))
         if preload:
             self.preload()
 
     def preload(self) -> None:
-        """Read every target and embedding into memory once."""
+        """Read every target into memory once (as stored: float16 for the default storage)."""
         if self.map_target is not None:
             self._targets = {i: self._read_target(i) for i in range(len(self.pairs))}
-        if self.with_embeddings:
-            self._embeddings = {seq: self.cache.protein(seq).embedding for seq in self.tokens}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -106,21 +111,23 @@ class PairDataset(Dataset):
 
     def _read_target(self, index: int) -> np.ndarray:
         pair = self.pairs[index]
-        target = self.cache.pair_map(pair.seq_a, pair.seq_b, self.map_target)
+        target = self.cache.pair_map(pair.seq_a, pair.seq_b, self.map_target, dtype="float16")
         return align_target(target, (len(pair.seq_a), len(pair.seq_b)))
 
-    def target(self, index: int) -> np.ndarray | None:
-        """The full (uncropped) teacher map of pair `index`, or None without a cache."""
+    def _stored_target(self, index: int) -> np.ndarray | None:
         if self.map_target is None:
             return None
         if self._targets is not None:
             return self._targets[index]
         return self._read_target(index)
 
+    def target(self, index: int) -> np.ndarray | None:
+        """The full (uncropped) teacher map of pair `index`, float32, or None without a cache."""
+        target = self._stored_target(index)
+        return None if target is None else target.astype(np.float32)
+
     def embedding(self, sequence: str) -> np.ndarray:
-        if self._embeddings is not None:
-            return self._embeddings[sequence]
-        return self.cache.protein(sequence).embedding
+        return self._embeddings[sequence]
 
     def __getitem__(self, index: int) -> dict:
         pair = self.pairs[index]
@@ -130,9 +137,9 @@ class PairDataset(Dataset):
         item = {"index": index, "label": float(pair.label if pair.label is not None else 0),
                 "tokens_a": self.tokens[pair.seq_a][start_a:stop_a],
                 "tokens_b": self.tokens[pair.seq_b][start_b:stop_b]}
-        target = self.target(index)
+        target = self._stored_target(index)
         if target is not None:
-            item["target"] = target[start_a:stop_a, start_b:stop_b]
+            item["target"] = target[start_a:stop_a, start_b:stop_b]  # a view, float16 as stored
         if self.with_embeddings:
             item["emb_a"], item["emb_b"] = self.embedding(pair.seq_a), self.embedding(pair.seq_b)
         return item
@@ -156,7 +163,7 @@ def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
         for row, it in enumerate(items):
             if "target" in it:
                 rows, cols = it["target"].shape
-                target[row, :rows, :cols] = torch.from_numpy(np.asarray(it["target"], dtype=np.float32))
+                target[row, :rows, :cols] = torch.from_numpy(np.asarray(it["target"]))  # float16 widened by the copy
                 has_target[row] = True
         batch["target"], batch["has_target"] = target, has_target
     if all("emb_a" in it for it in items):

@@ -140,22 +140,31 @@ class TeacherCache:
     def has_protein(self, sequence: str) -> bool:
         return sequence_key(sequence) in self._protein_rows
 
-    def _read_row(self, row: int, names: tuple[str, ...] = MAP_NAMES) -> list[np.ndarray]:
+    def _read_row(self, row: int, names: tuple[str, ...] = MAP_NAMES, dtype: str = "float32") -> list[np.ndarray]:
         len_a, len_b = int(self._pair_len_a[row]), int(self._pair_len_b[row])
         start = int(self._pair_offset[row])
         stop = start + len_a * len_b
         pairs = self._handle()["pairs"]
         try:
-            return [self.storage.decode(pairs[name][start:stop]).reshape(len_a, len_b) for name in names]
+            stored = [pairs[name][start:stop] for name in names]
         except (OSError, ValueError) as exc:
             raise CacheError(f"{self.path}: cannot decode the maps of pair row {row} ({exc})") from None
+        if dtype == self.storage.dtype:  # stored values are the values (float16, float32): no conversion pass
+            return [values.reshape(len_a, len_b) for values in stored]
+        return [self.storage.decode(values).astype(dtype, copy=False).reshape(len_a, len_b) for values in stored]
 
-    def pair_map(self, seq_a: str, seq_b: str, name: str) -> np.ndarray:
-        """One map ("contact" or "attention") of (seq_a, seq_b), reading only that dataset."""
+    def pair_map(self, seq_a: str, seq_b: str, name: str, dtype: str = "float32") -> np.ndarray:
+        """One map ("contact" or "attention") of (seq_a, seq_b), reading only that dataset.
+
+        dtype "float16" returns a float16-stored map as stored (exact, half the memory, no conversion pass: what
+        training reads); maps stored otherwise are decoded and rounded to it.
+        """
         if name not in MAP_NAMES:
             raise ValueError(f"unknown map {name!r} (one of {', '.join(MAP_NAMES)})")
+        if dtype not in ("float32", "float16"):
+            raise ValueError(f"dtype {dtype!r}: float32 or float16")
         row, swapped = self._pair_row(seq_a, seq_b)
-        (values,) = self._read_row(row, (name,))
+        (values,) = self._read_row(row, (name,), dtype)
         return values.T.copy() if swapped else values
 
     def pair(self, seq_a: str, seq_b: str) -> PairMaps:
@@ -173,6 +182,26 @@ class TeacherCache:
             raise MissingEntryError(f"protein not in cache {self.path}: sequence of length {len(sequence)} "
                                     f"(key {key[:12]}…)")
         return self._protein_entry(row)
+
+    def protein_embeddings(self, sequences: list[str]) -> np.ndarray:
+        """float32 (len(sequences), D): the mean embeddings of `sequences`, in one read of their rows."""
+        rows = []
+        for sequence in sequences:
+            row = self._protein_rows.get(sequence_key(sequence))
+            if row is None:
+                raise MissingEntryError(f"protein not in cache {self.path}: sequence of length {len(sequence)} "
+                                        f"(key {sequence_key(sequence)[:12]}…)")
+            rows.append(row)
+        if not rows:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        unique, where = np.unique(rows, return_inverse=True)
+        dataset = self._handle()["proteins"]["embedding"]
+        # a contiguous slice and a gather beat h5py's point selection when rows are dense; both read each row once
+        if len(unique) * 4 >= unique[-1] - unique[0] + 1:
+            block = dataset[int(unique[0]):int(unique[-1]) + 1][unique - unique[0]]
+        else:
+            block = dataset[unique]
+        return block.astype(np.float32, copy=False)[where.reshape(-1)]
 
     def _protein_entry(self, row: int) -> ProteinEntry:
         proteins = self._handle()["proteins"]

@@ -84,6 +84,40 @@ def test_round_trip_both_orientations(tmp_path, rng, dtype):
         assert set(cache.sequences().values()) == set(seqs)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "uint8", "float32"])
+def test_pair_map_as_float16_is_the_stored_map(tmp_path, rng, dtype):
+    seqs = sequences(rng, 4)
+    pairs = [(seqs[0], seqs[1]), (seqs[2], seqs[3])]
+    build(tmp_path / "c.h5", pairs, rng, StorageConfig(dtype=dtype))
+    with TeacherCache.open(tmp_path / "c.h5") as cache:
+        for seq_a, seq_b in pairs + [(b, a) for a, b in pairs]:
+            wide = cache.pair_map(seq_a, seq_b, "contact")
+            narrow = cache.pair_map(seq_a, seq_b, "contact", dtype="float16")
+            assert wide.dtype == np.float32 and narrow.dtype == np.float16 and narrow.shape == wide.shape
+            if dtype == "float16":  # the stored values themselves, bit for bit
+                np.testing.assert_array_equal(narrow.astype(np.float32), wide)
+            else:  # decoded, then rounded to float16
+                np.testing.assert_array_equal(narrow, wide.astype(np.float16))
+        with pytest.raises(ValueError, match="float32 or float16"):
+            cache.pair_map(seqs[0], seqs[1], "contact", dtype="int8")
+
+
+def test_protein_embeddings_read_together_equal_one_by_one(tmp_path, rng):
+    seqs = sequences(rng, 12)
+    written = build(tmp_path / "c.h5", [(seqs[i], seqs[i + 1]) for i in range(0, 12, 2)], rng)
+    asked = [seqs[7], seqs[0], seqs[7], seqs[11], seqs[3]]  # any order, repeats
+    with TeacherCache.open(tmp_path / "c.h5") as cache:
+        together = cache.protein_embeddings(asked)
+        assert together.dtype == np.float32 and together.shape == (5, 6)
+        for row, seq in enumerate(asked):
+            np.testing.assert_array_equal(together[row], written["proteins"][seq][0])
+        sparse = cache.protein_embeddings([seqs[0], seqs[11]])  # far apart: the point-selection read
+        np.testing.assert_array_equal(sparse[1], written["proteins"][seqs[11]][0])
+        assert cache.protein_embeddings([]).shape == (0, 6)
+        with pytest.raises(MissingEntryError, match="protein not in cache .*sequence of length 10"):
+            cache.protein_embeddings([seqs[0], "MKVLLAGGSW"])
+
+
 def test_float16_error_bound_is_tight_enough(rng):
     values = rng.random(100_000).astype(np.float32)
     for dtype in ("float16", "uint8", "float32"):

@@ -171,3 +171,29 @@ def test_crop_and_target_alignment() -> None:
     assert crop_window(10, 4, None) == (3, 7)  # evaluation with a max length: the centre window
     starts = {crop_window(10, 4, np.random.default_rng(s))[0] for s in range(50)}
     assert starts == set(range(7))  # training: every window position
+
+
+def test_dataset_items_keep_the_stored_float16_and_collate_widens_them(tmp_path: Path) -> None:
+    from data.fasta import read_fasta
+    from data.pairs import read_pairs
+    from student.dataset import PairDataset, collate_pairs
+    from teacher_cache import TeacherCache
+
+    files = make_problem(tmp_path, n_pairs=12)
+    sequences = read_fasta(files["fasta"])
+    pairs = read_pairs(files["pairs"], sequences).pairs
+    with TeacherCache.open(files["cache"]) as cache:
+        for preload in (False, True):
+            dataset = PairDataset(pairs, cache, "contact", with_embeddings=True, preload=preload)
+            items = [dataset[i] for i in range(4)]
+            assert all(item["target"].dtype == np.float16 for item in items)
+            batch = collate_pairs(items)
+            assert batch["target"].dtype == torch.float32
+            for row, (item, pair) in enumerate(zip(items, pairs)):
+                expected = cache.pair(pair.seq_a, pair.seq_b).contact  # the reader's float32 decode
+                rows, cols = expected.shape
+                np.testing.assert_array_equal(batch["target"][row, :rows, :cols].numpy(), expected)
+                assert float(batch["target"][row, rows:, :].abs().sum()) == 0.0  # padding stays zero
+                np.testing.assert_array_equal(dataset.target(row), expected)
+                np.testing.assert_array_equal(item["emb_a"], cache.protein(pair.seq_a).embedding)
+                np.testing.assert_array_equal(item["emb_b"], cache.protein(pair.seq_b).embedding)
