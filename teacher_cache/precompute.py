@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 from data.errors import UserError
@@ -298,23 +298,55 @@ def _pair_tokens(window_a: tuple[int, int], window_b: tuple[int, int], linker: s
     return (window_a[1] - window_a[0]) + (window_b[1] - window_b[0]) + len(linker) + 2
 
 
+def _one_batch_behind(batches: list[list[int]], launch: Callable[[list[int]], Any],
+                      finish: Callable[[list[int], Any], None]) -> None:
+    """launch(batch) for each batch in order, and finish(batch, launched) one batch behind.
+
+    On CUDA, launch queues a batch's forward pass without waiting for the device and finish copies its results to
+    the host (which waits for them): the device works on batch k + 1 while the host copies, stitches and queues
+    batch k for writing. On CPU, launch computes and the order changes nothing. Device memory holds at most two
+    batches' results. When a launch fails, the batch before it is still finished (its results are kept).
+    """
+    pending: tuple[list[int], Any] | None = None
+    for batch in batches:
+        try:
+            launched = launch(batch)
+        except BaseException:
+            if pending is not None:
+                finish(*pending)
+            raise
+        if pending is not None:
+            finish(*pending)
+        pending = (batch, launched)
+    if pending is not None:
+        finish(*pending)
+
+
 def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, writer: _PartWriter,
                       counters: _Counters, progress: Progress | None) -> int:
     """Embeddings of `sequences` (each tiled when longer than the context); returns how many were tiled."""
-    from teacher_cache.runner import batch_indices
+    from teacher_cache.runner import batch_indices, to_host
 
     tasks = [(seq, window) for seq in sequences for window in plan_chain(len(seq), config.max_tokens,
                                                                           config.tile_overlap)]
     windows_left = {seq: len(plan_chain(len(seq), config.max_tokens, config.tile_overlap)) for seq in sequences}
     stitchers: dict[str, RowStitcher] = {}
     tiled = 0
-    for batch in batch_indices([_chain_tokens(window) for _, window in tasks], config.tokens_per_batch):
+
+    def launch(batch: list[int]) -> list:
         texts = [tasks[i][0][slice(*tasks[i][1])] for i in batch]
         started = time.perf_counter()
-        rows = teacher.residue_embeddings(texts)
+        rows = teacher.residue_embeddings_on_device(texts)
         counters.seconds += time.perf_counter() - started
         counters.batches += 1
         counters.tokens += sum(len(text) + 2 for text in texts)
+        return rows
+
+    def finish(batch: list[int], rows: list) -> None:
+        nonlocal tiled
+        started = time.perf_counter()
+        rows = [to_host(values) for values in rows]  # on CUDA, waits for this batch's pass
+        counters.seconds += time.perf_counter() - started
         finished = 0
         for i, values in zip(batch, rows):
             seq, window = tasks[i]
@@ -331,13 +363,16 @@ def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, w
         writer.batch_done()
         if progress and finished:
             progress("proteins", finished, len(sequences))
+
+    _one_batch_behind(batch_indices([_chain_tokens(window) for _, window in tasks], config.tokens_per_batch),
+                      launch, finish)
     return tiled
 
 
 def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConfig, attention_layers: list[int],
                    writer: _PartWriter, counters: _Counters, progress: Progress | None) -> int:
     """Maps of `pairs` (tiled where they exceed the context); returns how many were tiled."""
-    from teacher_cache.runner import batch_indices
+    from teacher_cache.runner import batch_indices, to_host
 
     linker = config.linker
     plans = [plan_pair(len(a), len(b), config.max_tokens, len(linker), config.tile_overlap) for a, b in pairs]
@@ -346,14 +381,22 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
     stitchers: dict[int, MapStitcher] = {}
     tiled = 0
     lengths = [_pair_tokens(wa, wb, linker) for _, wa, wb in tasks]
-    for batch in batch_indices(lengths, config.tokens_per_batch):
+
+    def launch(batch: list[int]) -> list:
         inputs = [(pairs[tasks[i][0]][0][slice(*tasks[i][1])], pairs[tasks[i][0]][1][slice(*tasks[i][2])])
                   for i in batch]
         started = time.perf_counter()
-        maps = teacher.pair_maps(inputs, linker, attention_layers)
+        maps = teacher.pair_maps_on_device(inputs, linker, attention_layers)
         counters.seconds += time.perf_counter() - started
         counters.batches += 1
         counters.tokens += sum(lengths[i] for i in batch)
+        return maps
+
+    def finish(batch: list[int], maps: list) -> None:
+        nonlocal tiled
+        started = time.perf_counter()
+        maps = [(to_host(contact), to_host(attention)) for contact, attention in maps]  # on CUDA, waits for it
+        counters.seconds += time.perf_counter() - started
         finished = 0
         for i, (contact, attention) in zip(batch, maps):
             p, wa, wb = tasks[i]
@@ -373,6 +416,8 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
         writer.batch_done()
         if progress and finished:
             progress("pairs", finished, len(pairs))
+
+    _one_batch_behind(batch_indices(lengths, config.tokens_per_batch), launch, finish)
     return tiled
 
 

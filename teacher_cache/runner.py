@@ -238,17 +238,28 @@ class EsmTeacher:
         return sorted(resolved)
 
     def _tokens(self, texts: list[str]) -> torch.Tensor:
-        """(B, T) int64: BOS + text + EOS, right-padded."""
+        """(B, T) int64 on the device: BOS + text + EOS, right-padded.
+
+        On CUDA the upload is asynchronous (pinned host memory, non_blocking): a pageable copy would wait for
+        the device to finish the previous batch, and the host could not queue this one behind it.
+        """
         width = max(len(text) for text in texts) + 2
         tokens = np.full((len(texts), width), self.alphabet.padding_idx, dtype=np.int64)
         for row, text in enumerate(texts):
             tokens[row, 0] = self.alphabet.cls_idx
             tokens[row, 1:len(text) + 1] = self._lookup[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
             tokens[row, len(text) + 1] = self.alphabet.eos_idx
-        return torch.from_numpy(tokens).to(self.device)
+        host = torch.from_numpy(tokens)
+        if self.device.type == "cuda":
+            return host.pin_memory().to(self.device, non_blocking=True)
+        return host.to(self.device)
 
-    def _embed(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """fair-esm ESM2.forward's embedding stage, verbatim: (B, T, E) input of the first layer."""
+    def _embed(self, tokens: torch.Tensor, has_padding: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """fair-esm ESM2.forward's embedding stage, verbatim: (B, T, E) input of the first layer.
+
+        has_padding: whether any row is padded, when the caller knows it from the lengths; fair-esm asks the
+        device (`padding_mask.any()`), which on CUDA waits for every queued kernel.
+        """
         model = self.model
         padding_mask = tokens.eq(model.padding_idx)  # (B, T)
         x = model.embed_scale * model.embed_tokens(tokens)
@@ -259,20 +270,25 @@ class EsmTeacher:
             mask_ratio_observed = (tokens == model.mask_idx).sum(-1).to(x.dtype) / src_lengths
             x = x * (1 - mask_ratio_train) / (1 - mask_ratio_observed)[:, None, None]
         x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
-        return x, (padding_mask if padding_mask.any() else None)
+        if has_padding is None:
+            has_padding = bool(padding_mask.any())
+        return x, (padding_mask if has_padding else None)
 
-    @torch.no_grad()
     def residue_embeddings(self, sequences: list[str]) -> list[np.ndarray]:
         """Final-layer (after emb_layer_norm_after) embeddings, float32 (L, D) per sequence, no BOS/EOS rows."""
+        return [to_host(rows) for rows in self.residue_embeddings_on_device(sequences)]
+
+    @torch.no_grad()
+    def residue_embeddings_on_device(self, sequences: list[str]) -> list[torch.Tensor]:
+        """`residue_embeddings` left on the device, queued without waiting for it (see `to_host`)."""
         tokens = self._tokens(sequences)
-        x, padding_mask = self._embed(tokens)
+        x, padding_mask = self._embed(tokens, has_padding=len({len(seq) for seq in sequences}) > 1)
         x = x.transpose(0, 1)  # (B, T, E) => (T, B, E)
         for layer in self.model.layers:
             x, _ = layer(x, self_attn_padding_mask=padding_mask)
         x = self.model.emb_layer_norm_after(x).transpose(0, 1).float()  # (T, B, E) => (B, T, E)
-        return [x[row, 1:len(seq) + 1].cpu().numpy() for row, seq in enumerate(sequences)]
+        return [x[row, 1:len(seq) + 1] for row, seq in enumerate(sequences)]
 
-    @torch.no_grad()
     def pair_maps(self, pairs: list[tuple[str, str]], linker: str, attention_layers: list[int]
                   ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(contact, attention), float32 (La, Lb) each, for every (A, B) run as `BOS + A + linker + B + EOS`.
@@ -280,6 +296,14 @@ class EsmTeacher:
         contact: the A x B block of fair-esm's contact head; attention: the A x B block of attention averaged over
         heads and over `attention_layers` (1-based, resolved), symmetrised as (AB + BA^T) / 2.
         """
+        return [(to_host(contact), to_host(attention))
+                for contact, attention in self.pair_maps_on_device(pairs, linker, attention_layers)]
+
+    @torch.no_grad()
+    def pair_maps_on_device(self, pairs: list[tuple[str, str]], linker: str, attention_layers: list[int]
+                            ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """`pair_maps` left on the device: nothing here waits for the device, so on CUDA this returns once the
+        batch is queued, and the host can prepare the next batch (or copy the last one) while it runs."""
         layers = set(self.resolve_layers(attention_layers))
         heads = self.info.attention_heads
         tokens = self._tokens([a + linker + b for a, b in pairs])
@@ -290,7 +314,7 @@ class EsmTeacher:
         attention = [torch.zeros_like(block) for block in logits]
 
         # the transformer, layer by layer, fair-esm's modules
-        x, padding_mask = self._embed(tokens)
+        x, padding_mask = self._embed(tokens, has_padding=len(set(lengths)) > 1)
         x = x.transpose(0, 1)  # (B, T, E) => (T, B, E)
         for index, layer in enumerate(self.model.layers):
             x, attn = layer(x, self_attn_padding_mask=padding_mask, need_head_weights=True)
@@ -311,8 +335,13 @@ class EsmTeacher:
                 if index + 1 in layers:
                     attention[row] += (block_ab.mean(0) + block_ba.mean(0).T) / 2
             del attn, inner, block_ab, block_ba  # free this layer's (H, T, T) before the next layer allocates its own
-        return [(torch.sigmoid(logit + self.regression_bias).cpu().numpy(),
-                 (att / len(layers)).clamp(0.0, 1.0).cpu().numpy()) for logit, att in zip(logits, attention)]
+        return [(torch.sigmoid(logit + self.regression_bias), (att / len(layers)).clamp(0.0, 1.0))
+                for logit, att in zip(logits, attention)]
+
+
+def to_host(values: torch.Tensor) -> np.ndarray:
+    """A device result as a float32 numpy array; on CUDA this waits until the kernels that produce it have run."""
+    return values.cpu().numpy()
 
 
 # -- random teachers (tests, demo, benchmarks) ---------------------------------------------------------------

@@ -328,3 +328,26 @@ def test_cli_reports_errors_and_random_teacher(checkpoint, inputs, tmp_path):
     done = runner.invoke(cli, base + ["--out", str(out), "--overwrite"])
     assert done.exit_code == 0, done.output
     assert "RANDOM weights" in done.output and "pairs/s" in done.output
+
+
+def test_batches_are_finished_one_behind_and_kept_when_a_launch_fails():
+    from teacher_cache.precompute import _one_batch_behind
+
+    events = []
+    _one_batch_behind([[0], [1], [2]], lambda batch: events.append(("launch", batch[0])) or batch[0] * 10,
+                      lambda batch, launched: events.append(("finish", batch[0], launched)))
+    assert events == [("launch", 0), ("launch", 1), ("finish", 0, 0), ("launch", 2), ("finish", 1, 10),
+                      ("finish", 2, 20)]
+
+    finished = []
+
+    def launch(batch):
+        if batch[0] == 2:
+            raise MemoryError("out of device memory")
+        return batch[0]
+
+    with pytest.raises(MemoryError):
+        _one_batch_behind([[0], [1], [2], [3]], launch, lambda batch, launched: finished.append(launched))
+    assert finished == [0, 1]  # batch 1 was launched before the failure: its results are not thrown away
+    _one_batch_behind([], launch, lambda batch, launched: finished.append(launched))
+    assert finished == [0, 1]

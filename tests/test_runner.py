@@ -236,3 +236,38 @@ def test_bf16_maps_stay_close_to_fp32_and_regression_stays_fp32(teacher, bf16_te
     for exact, approx in zip(full, half):
         assert approx.dtype == np.float32
         assert np.abs(exact - approx).max() <= 0.02
+
+
+def test_equal_length_batches_skip_the_padding_mask_and_match_single_runs(teacher, rng):
+    pairs = [(random_sequence(rng, 18), random_sequence(rng, 11)) for _ in range(2)]
+    pairs.append((random_sequence(rng, 11), random_sequence(rng, 18)))  # same total length, other split
+    batched = teacher.pair_maps(pairs, LINKER, [-1])
+    for pair, maps in zip(pairs, batched):
+        for single, in_batch in zip(teacher.pair_maps([pair], LINKER, [-1])[0], maps):
+            assert single.shape == in_batch.shape and np.abs(single - in_batch).max() <= 1e-5
+    seqs = [random_sequence(rng, 30) for _ in range(3)]
+    for seq, rows in zip(seqs, teacher.residue_embeddings(seqs)):
+        assert np.abs(teacher.residue_embeddings([seq])[0] - rows).max() <= 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_passes_queue_without_waiting_and_equal_cpu(checkpoint, teacher, rng):
+    """On CUDA the passes must not synchronise (stage one overlaps host copies with the next batch's pass)."""
+    from teacher_cache.runner import to_host
+
+    cuda_teacher = load_teacher(str(checkpoint), device="cuda", precision="fp32")
+    pairs = [(random_sequence(rng, 40), random_sequence(rng, 25)), (random_sequence(rng, 12), random_sequence(rng, 9))]
+    seqs = [random_sequence(rng, 33), random_sequence(rng, 17)]
+    cuda_teacher.pair_maps(pairs, LINKER, [-1])  # warm-up: first calls may synchronise while allocating
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        maps = cuda_teacher.pair_maps_on_device(pairs, LINKER, [-1])
+        rows = cuda_teacher.residue_embeddings_on_device(seqs)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    for (contact, attention), expected in zip(maps, teacher.pair_maps(pairs, LINKER, [-1])):
+        assert np.abs(to_host(contact) - expected[0]).max() <= 1e-4
+        assert np.abs(to_host(attention) - expected[1]).max() <= 1e-4
+    for values, expected in zip(rows, teacher.residue_embeddings(seqs)):
+        assert np.abs(to_host(values) - expected).max() <= 1e-4
