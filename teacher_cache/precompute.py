@@ -302,9 +302,9 @@ def _one_batch_behind(batches: list[list[int]], launch: Callable[[list[int]], An
                       finish: Callable[[list[int], Any], None]) -> None:
     """launch(batch) for each batch in order, and finish(batch, launched) one batch behind.
 
-    On CUDA, launch queues a batch's forward pass without waiting for the device and finish copies its results to
-    the host (which waits for them): the device works on batch k + 1 while the host copies, stitches and queues
-    batch k for writing. On CPU, launch computes and the order changes nothing. Device memory holds at most two
+    On CUDA, launch queues a batch's forward pass and the copy of its results to the host (`runner.HostCopy`)
+    without waiting for the device, and finish waits for that copy: the device works on batch k + 1 while the
+    host stitches batch k and queues it for writing. On CPU, launch computes and the order changes nothing. Device memory holds at most two
     batches' results. When a launch fails, the batch before it is still finished (its results are kept).
     """
     pending: tuple[list[int], Any] | None = None
@@ -325,7 +325,7 @@ def _one_batch_behind(batches: list[list[int]], launch: Callable[[list[int]], An
 def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, writer: _PartWriter,
                       counters: _Counters, progress: Progress | None) -> int:
     """Embeddings of `sequences` (each tiled when longer than the context); returns how many were tiled."""
-    from teacher_cache.runner import batch_indices, to_host
+    from teacher_cache.runner import HostCopy, batch_indices
 
     tasks = [(seq, window) for seq in sequences for window in plan_chain(len(seq), config.max_tokens,
                                                                           config.tile_overlap)]
@@ -333,19 +333,19 @@ def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, w
     stitchers: dict[str, RowStitcher] = {}
     tiled = 0
 
-    def launch(batch: list[int]) -> list:
+    def launch(batch: list[int]) -> HostCopy:
         texts = [tasks[i][0][slice(*tasks[i][1])] for i in batch]
         started = time.perf_counter()
-        rows = teacher.residue_embeddings_on_device(texts)
+        rows = HostCopy(teacher.residue_embeddings_on_device(texts))
         counters.seconds += time.perf_counter() - started
         counters.batches += 1
         counters.tokens += sum(len(text) + 2 for text in texts)
         return rows
 
-    def finish(batch: list[int], rows: list) -> None:
+    def finish(batch: list[int], copy: HostCopy) -> None:
         nonlocal tiled
         started = time.perf_counter()
-        rows = [to_host(values) for values in rows]  # on CUDA, waits for this batch's pass
+        rows = copy.arrays()  # on CUDA, waits for this batch's pass and copy
         counters.seconds += time.perf_counter() - started
         finished = 0
         for i, values in zip(batch, rows):
@@ -372,7 +372,7 @@ def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, w
 def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConfig, attention_layers: list[int],
                    writer: _PartWriter, counters: _Counters, progress: Progress | None) -> int:
     """Maps of `pairs` (tiled where they exceed the context); returns how many were tiled."""
-    from teacher_cache.runner import batch_indices, to_host
+    from teacher_cache.runner import HostCopy, batch_indices
 
     linker = config.linker
     plans = [plan_pair(len(a), len(b), config.max_tokens, len(linker), config.tile_overlap) for a, b in pairs]
@@ -382,20 +382,22 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
     tiled = 0
     lengths = [_pair_tokens(wa, wb, linker) for _, wa, wb in tasks]
 
-    def launch(batch: list[int]) -> list:
+    def launch(batch: list[int]) -> HostCopy:
         inputs = [(pairs[tasks[i][0]][0][slice(*tasks[i][1])], pairs[tasks[i][0]][1][slice(*tasks[i][2])])
                   for i in batch]
         started = time.perf_counter()
         maps = teacher.pair_maps_on_device(inputs, linker, attention_layers)
+        copy = HostCopy([values for pair_maps in maps for values in pair_maps])  # contact, attention, contact, ...
         counters.seconds += time.perf_counter() - started
         counters.batches += 1
         counters.tokens += sum(lengths[i] for i in batch)
-        return maps
+        return copy
 
-    def finish(batch: list[int], maps: list) -> None:
+    def finish(batch: list[int], copy: HostCopy) -> None:
         nonlocal tiled
         started = time.perf_counter()
-        maps = [(to_host(contact), to_host(attention)) for contact, attention in maps]  # on CUDA, waits for it
+        arrays = copy.arrays()  # on CUDA, waits for this batch's pass and copy
+        maps = list(zip(arrays[0::2], arrays[1::2]))
         counters.seconds += time.perf_counter() - started
         finished = 0
         for i, (contact, attention) in zip(batch, maps):

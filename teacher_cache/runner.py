@@ -344,6 +344,38 @@ def to_host(values: torch.Tensor) -> np.ndarray:
     return values.cpu().numpy()
 
 
+class HostCopy:
+    """Device results on their way to host memory, queued right behind the kernels that produce them.
+
+    On CUDA the results are gathered into one flat tensor and copied into pinned host memory without waiting; an
+    event marks the copy's end. Queue this before the next batch's pass, so the copy waits for this batch only
+    (a plain `.cpu()` issued later would wait for everything queued since). `arrays()` waits for the event and
+    returns float32 numpy arrays shaped like the inputs. On CPU nothing is copied: the arrays share the tensors'
+    memory.
+    """
+
+    def __init__(self, tensors: list[torch.Tensor]):
+        self._shapes = [tuple(values.shape) for values in tensors]
+        self._event = None
+        if tensors and tensors[0].device.type == "cuda":
+            flat = torch.cat([values.reshape(-1) for values in tensors])
+            self._host = [torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)]
+            self._host[0].copy_(flat, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = list(tensors)
+
+    def arrays(self) -> list[np.ndarray]:
+        if self._event is None:
+            return [values.numpy() for values in self._host]
+        self._event.synchronize()
+        flat = self._host[0].numpy()
+        sizes = [int(np.prod(shape)) for shape in self._shapes]
+        starts = np.cumsum([0] + sizes)
+        return [flat[start:start + size].reshape(shape) for start, size, shape in zip(starts, sizes, self._shapes)]
+
+
 # -- random teachers (tests, demo, benchmarks) ---------------------------------------------------------------
 # Real ESM-2 architectures (layers, embed_dim, heads), for benchmarks with random weights of the real shape.
 ARCHITECTURES = {

@@ -254,20 +254,36 @@ def test_equal_length_batches_skip_the_padding_mask_and_match_single_runs(teache
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_passes_queue_without_waiting_and_equal_cpu(checkpoint, teacher, rng):
     """On CUDA the passes must not synchronise (stage one overlaps host copies with the next batch's pass)."""
-    from teacher_cache.runner import to_host
+    from teacher_cache.runner import HostCopy, to_host
 
     cuda_teacher = load_teacher(str(checkpoint), device="cuda", precision="fp32")
     pairs = [(random_sequence(rng, 40), random_sequence(rng, 25)), (random_sequence(rng, 12), random_sequence(rng, 9))]
     seqs = [random_sequence(rng, 33), random_sequence(rng, 17)]
     cuda_teacher.pair_maps(pairs, LINKER, [-1])  # warm-up: first calls may synchronise while allocating
+    HostCopy([torch.zeros(3, device="cuda")]).arrays()
     torch.cuda.set_sync_debug_mode("error")
     try:
         maps = cuda_teacher.pair_maps_on_device(pairs, LINKER, [-1])
+        map_copy = HostCopy([values for pair_maps in maps for values in pair_maps])
         rows = cuda_teacher.residue_embeddings_on_device(seqs)
+        row_copy = HostCopy(rows)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    for (contact, attention), expected in zip(maps, teacher.pair_maps(pairs, LINKER, [-1])):
-        assert np.abs(to_host(contact) - expected[0]).max() <= 1e-4
-        assert np.abs(to_host(attention) - expected[1]).max() <= 1e-4
-    for values, expected in zip(rows, teacher.residue_embeddings(seqs)):
-        assert np.abs(to_host(values) - expected).max() <= 1e-4
+    arrays = map_copy.arrays()
+    for (contact, attention), expected in zip(zip(arrays[0::2], arrays[1::2]), teacher.pair_maps(pairs, LINKER, [-1])):
+        assert np.abs(contact - expected[0]).max() <= 1e-4
+        assert np.abs(attention - expected[1]).max() <= 1e-4
+    for values, expected in zip(row_copy.arrays(), teacher.residue_embeddings(seqs)):
+        assert np.abs(values - expected).max() <= 1e-4
+    assert np.abs(to_host(rows[0]) - row_copy.arrays()[0]).max() == 0.0
+
+
+def test_host_copy_returns_the_tensors_as_arrays_in_order():
+    from teacher_cache.runner import HostCopy
+
+    tensors = [torch.arange(12, dtype=torch.float32).reshape(3, 4), torch.ones(2, 5), torch.zeros(0, 3)]
+    arrays = HostCopy(tensors).arrays()
+    assert [a.shape for a in arrays] == [(3, 4), (2, 5), (0, 3)]
+    for array, tensor in zip(arrays, tensors):
+        np.testing.assert_array_equal(array, tensor.numpy())
+    assert HostCopy([]).arrays() == []
