@@ -379,7 +379,8 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "setup": setup, "reference": reference, "ours": results["reuse"]["ours"], **shipped,
             "comparisons": comparisons, "runs": results, "max_map_difference": difference,
-            "yeast_protein_tokens_per_pair_token": mix, "projected_model_time_ratio_at_yeast_mix": projected}, indent=1))
+            "yeast_protein_tokens_per_pair_token": mix,
+            "projected_model_time_ratio_at_yeast_mix": projected}, indent=1))
         print(f"wrote {args.json}")
 
 

@@ -304,8 +304,9 @@ def _one_batch_behind(batches: list[list[int]], launch: Callable[[list[int]], An
 
     On CUDA, launch queues a batch's forward pass and the copy of its results to the host (`runner.HostCopy`)
     without waiting for the device, and finish waits for that copy: the device works on batch k + 1 while the
-    host stitches batch k and queues it for writing. On CPU, launch computes and the order changes nothing. Device memory holds at most two
-    batches' results. When a launch fails, the batch before it is still finished (its results are kept).
+    host stitches batch k and queues it for writing. On CPU, launch computes and the order changes nothing.
+    Device memory holds at most two batches' results. When a launch fails, the batch before it is still finished
+    (its results are kept).
     """
     pending: tuple[list[int], Any] | None = None
     for batch in batches:
