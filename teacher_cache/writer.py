@@ -1,5 +1,12 @@
 """Writing caches: `CacheBuilder` builds a complete file under a temporary name and renames it into place, so a
-cache on disk is either complete or absent. `merge_caches` joins caches (shards, resumed parts, supersets)."""
+cache on disk is either complete or absent. `merge_caches` joins caches (shards, resumed parts, supersets).
+
+Compression is the writer's main cost (a stage-one run on a GPU produces maps faster than one core can gzip them).
+For gzip storage the builder therefore compresses whole chunks itself, on a thread pool (zlib releases the GIL),
+and hands them to HDF5 with `write_direct_chunk`: the same bytes HDF5's shuffle and deflate filters would write
+(a zlib stream of the byte-shuffled chunk), read back by any HDF5 reader. The last, partial chunk goes through
+h5py as usual.
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +14,8 @@ import os
 import shlex
 import sys
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -20,6 +29,24 @@ from teacher_cache.schema import (FORMAT_NAME, KEY_DTYPE, MAP_NAMES, SCHEMA_VERS
                                   fingerprint)
 
 _FLUSH_CELLS = 4_000_000  # buffered map cells per dataset before they are written out
+MAX_COMPRESSION_THREADS = 8
+
+
+def default_compression_threads() -> int:
+    """Threads that compress map chunks: the CPUs this process may use, at most MAX_COMPRESSION_THREADS."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(MAX_COMPRESSION_THREADS, available))
+
+
+def gzip_chunk(values: np.ndarray, level: int, shuffle: bool) -> bytes:
+    """One chunk as HDF5's filter pipeline stores it: shuffle (bytes grouped by significance), then deflate."""
+    raw = np.ascontiguousarray(values)
+    if shuffle and raw.itemsize > 1:
+        raw = np.ascontiguousarray(raw.view(np.uint8).reshape(-1, raw.itemsize).T)  # (cells, bytes) => (bytes, cells)
+    return zlib.compress(raw, level)  # reads the array's buffer: no copy to bytes
 
 
 def _check_map(name: str, values: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:
@@ -43,9 +70,10 @@ class CacheBuilder:
     """
 
     def __init__(self, path: str | Path, meta: dict[str, Any], storage: StorageConfig | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, compression_threads: int | None = None):
         self.path = Path(path)
         self.storage = storage or StorageConfig()
+        self.compression_threads = compression_threads or default_compression_threads()
         if meta.get("teacher") not in TEACHER_KINDS:
             raise ValueError(f"meta['teacher'] must be one of {TEACHER_KINDS}, got {meta.get('teacher')!r}")
         if "embedding_dim" not in meta:
@@ -70,6 +98,8 @@ class CacheBuilder:
         self._map_buffers: dict[str, list[np.ndarray]] = {name: [] for name in MAP_NAMES}
         self._buffered_cells = 0
         self._cells = 0
+        self._written_cells = 0  # cells of each map dataset on disk (all in whole chunks until the final flush)
+        self._compressor: ThreadPoolExecutor | None = None
         self._residue_rows = 0
         self._residue_buffer: list[np.ndarray] = []
         self._init_datasets()
@@ -81,6 +111,10 @@ class CacheBuilder:
         for name in MAP_NAMES:
             pairs.create_dataset(name, shape=(0,), dtype=np.dtype(self.storage.dtype), **options)
         self._file.create_group("proteins")
+        dataset = pairs[MAP_NAMES[0]]
+        # Compress chunks ourselves only where the pipeline is exactly [shuffle,] deflate (no checksum, no other filter).
+        self._direct_chunks = (dataset.compression == "gzip" and not dataset.fletcher32 and dataset.scaleoffset is None
+                               and dataset.chunks is not None)
 
     def __enter__(self) -> "CacheBuilder":
         return self
@@ -161,17 +195,45 @@ class CacheBuilder:
         if self._buffered_cells >= _FLUSH_CELLS:
             self._flush_maps()
 
-    def _flush_maps(self) -> None:
+    def _flush_maps(self, final: bool = False) -> None:
+        """Write the buffered cells: whole chunks only (the rest stays buffered) unless `final`."""
         if not self._buffered_cells:
             return
+        if not self._direct_chunks:
+            final = True
+        chunk = self._file["pairs"][MAP_NAMES[0]].chunks[0] if self._direct_chunks else 1
+        whole = self._buffered_cells // chunk * chunk
+        start = self._written_cells
         for name in MAP_NAMES:
             dataset = self._file["pairs"][name]
             block = np.concatenate(self._map_buffers[name])
-            start = dataset.shape[0]
-            dataset.resize((start + block.shape[0],))
-            dataset[start:] = block
-            self._map_buffers[name] = []
-        self._buffered_cells = 0
+            if self._direct_chunks and whole:
+                dataset.resize((start + whole,))
+                self._write_chunks(dataset, start, block[:whole])
+            rest = block[whole:] if self._direct_chunks else block
+            if final and len(rest):
+                begin = start + (whole if self._direct_chunks else 0)
+                dataset.resize((begin + len(rest),))
+                dataset[begin:] = rest
+                rest = rest[:0]
+            self._map_buffers[name] = [rest] if len(rest) else []
+        written = self._buffered_cells if final else whole
+        self._written_cells += written
+        self._buffered_cells -= written
+
+    def _write_chunks(self, dataset: h5py.Dataset, start: int, cells: np.ndarray) -> None:
+        """Compress `cells` (whole chunks, the first at cell `start`) on the pool and write them in order."""
+        chunk = dataset.chunks[0]
+        level, shuffle = self.storage.compression_level, dataset.shuffle
+        pieces = [cells[offset:offset + chunk] for offset in range(0, len(cells), chunk)]
+        if self._compressor is None and self.compression_threads > 1:
+            self._compressor = ThreadPoolExecutor(self.compression_threads, thread_name_prefix="cache-gzip")
+        if self._compressor is None:
+            compressed = (gzip_chunk(piece, level, shuffle) for piece in pieces)
+        else:
+            compressed = self._compressor.map(lambda piece: gzip_chunk(piece, level, shuffle), pieces)
+        for index, data in enumerate(compressed):
+            dataset.id.write_direct_chunk((start + index * chunk,), data, 0)
 
     # -- finishing ------------------------------------------------------------------------------------------
     def _write_index(self) -> None:
@@ -200,7 +262,7 @@ class CacheBuilder:
     def commit(self) -> Path:
         """Write the index and metadata, close, and atomically rename the file into place."""
         try:
-            self._flush_maps()
+            self._flush_maps(final=True)
             self._write_index()
             attrs = self._file.attrs
             meta = dict(self.meta)
@@ -220,6 +282,7 @@ class CacheBuilder:
             attrs["fingerprint"] = fingerprint({k: attrs[k] for k in attrs.keys()})
             attrs["complete"] = True
             self._file.close()
+            self._stop_compressor()
             os.replace(self.tmp_path, self.path)
         except BaseException:
             self.abort()
@@ -227,11 +290,17 @@ class CacheBuilder:
         return self.path
 
     def abort(self) -> None:
+        self._stop_compressor()
         try:
             self._file.close()
         except Exception:
             pass
         self.tmp_path.unlink(missing_ok=True)
+
+    def _stop_compressor(self) -> None:
+        if self._compressor is not None:
+            self._compressor.shutdown(wait=True)
+            self._compressor = None
 
     @property
     def n_pairs(self) -> int:

@@ -118,6 +118,48 @@ def test_protein_embeddings_read_together_equal_one_by_one(tmp_path, rng):
             cache.protein_embeddings([seqs[0], "MKVLLAGGSW"])
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("storage", [StorageConfig(chunk_cells=64), StorageConfig(chunk_cells=64, shuffle=False),
+                                     StorageConfig(dtype="uint8", chunk_cells=64),
+                                     StorageConfig(chunk_cells=64, compression="lzf"),
+                                     StorageConfig(chunk_cells=64, compression=None)])
+def test_maps_written_by_chunk_compression_equal_hdf5s_own_pipeline(tmp_path, rng, storage, threads, monkeypatch):
+    """The builder gzips whole chunks itself (write_direct_chunk); HDF5 must read them as if it had written them."""
+    import teacher_cache.writer as writer
+
+    monkeypatch.setattr(writer, "_FLUSH_CELLS", 500)  # several flushes, each leaving a partial chunk buffered
+    seqs = sequences(rng, 12, low=5, high=30)
+    pairs = [(seqs[i], seqs[(i + 1) % 12]) for i in range(12)]
+    written: dict = {}
+    with CacheBuilder(tmp_path / "c.h5", META, storage, compression_threads=threads) as builder:
+        assert builder._direct_chunks == (storage.compression == "gzip")
+        for seq_a, seq_b in pairs:
+            maps = (contact_like(rng, (len(seq_a), len(seq_b))), rng.random((len(seq_a), len(seq_b))))
+            builder.add_pair(seq_a, seq_b, *maps)
+            written[(seq_a, seq_b)] = maps
+        for seq in seqs:
+            builder.add_protein(seq, np.zeros(6))
+    with h5py.File(tmp_path / "c.h5", "r") as handle:
+        for name in ("contact", "attention"):
+            stored = handle["pairs"][name]
+            flat = stored[()]
+            assert stored.shape[0] == sum(len(a) * len(b) for a, b in pairs) and stored.chunks == (64,)
+            # the same cells through h5py's own filter pipeline, with the same options
+            with h5py.File(tmp_path / f"{name}-h5py.h5", "w") as other:
+                other.create_dataset("x", data=flat, **storage.dataset_options())
+            with h5py.File(tmp_path / f"{name}-h5py.h5", "r") as other:
+                np.testing.assert_array_equal(other["x"][()], flat)
+            if storage.compression == "gzip":  # the first chunk's stored bytes are ours
+                _, data = stored.id.read_direct_chunk((0,))
+                assert data == writer.gzip_chunk(flat[:64], storage.compression_level, storage.shuffle)
+    with TeacherCache.open(tmp_path / "c.h5") as cache:
+        for (seq_a, seq_b), (contact, attention) in written.items():
+            maps = cache.pair(seq_a, seq_b)
+            assert np.abs(maps.contact - contact).max() <= storage.max_abs_error
+            assert np.abs(maps.attention - attention).max() <= storage.max_abs_error
+    assert not verify_cache(tmp_path / "c.h5").problems
+
+
 def test_float16_error_bound_is_tight_enough(rng):
     values = rng.random(100_000).astype(np.float32)
     for dtype in ("float16", "uint8", "float32"):
