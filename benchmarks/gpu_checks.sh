@@ -2,9 +2,10 @@
 # Stage one's GPU checks in one call, for a session that is lent a GPU machine (issue #5's GPU figures):
 #   1. the gpu-marked tests (no host-device sync inside a pass or its host copy; CUDA maps equal CPU maps);
 #   2. benchmarks/roofline.py: the pair pass against fair-esm's return_contacts and a bf16 GEMM, 650M architecture;
-#   3. benchmarks/yeast_stage_one.py: `precompute` end to end on CUDA with --tokens-per-batch auto.
-# Every model has RANDOM weights of a real ESM-2 architecture (no weights can be downloaded); speed does not depend
-# on them.
+#   3. benchmarks/yeast_stage_one.py: `precompute` end to end on CUDA with --tokens-per-batch auto;
+#   4. benchmarks/cache_write.py: how many pairs/s the cache writer stores with that machine's CPUs.
+# Results: 7 files under OUT (the device tool brings back at most 8). Every model has RANDOM weights of a real
+# ESM-2 architecture (no weights can be downloaded); speed does not depend on them.
 #
 # The lent machine has torch, h5py, numpy, click, rich and pytest, but not fair-esm: carry its wheel (pure Python).
 # Once, here:   echo /.whl/ >> .git/info/exclude
@@ -27,7 +28,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} || exit 1
 fi
 python3 -c "import torch, esm, h5py; print('torch', torch.__version__, '| cuda available:', torch.cuda.is_available(),
-'|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee "$out/versions.txt" || exit 1
+'|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 1
 status=0
 echo "== 1. gpu-marked tests"
 python3 -m pytest -q -m gpu tests/test_runner.py -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt" || status=1
@@ -37,4 +38,7 @@ python3 benchmarks/roofline.py --arch "$arch" --device "$device" --n-pairs "$n_p
 echo "== 3. precompute end to end: $arch on $device, $((4 * n_pairs)) pairs, --tokens-per-batch auto"
 python3 benchmarks/yeast_stage_one.py --arch "$arch" --device "$device" --n-pairs $((4 * n_pairs)) \
   --tokens-per-batch auto --json "$out/stage_one.json" 2>&1 | tee "$out/stage_one.txt" || status=1
+echo "== 4. cache writer: HDF5's pipeline vs chunks compressed on a thread pool"
+python3 benchmarks/cache_write.py --n-pairs 200 --json "$out/cache_write.json" 2>&1 | tee "$out/cache_write.txt" \
+  || status=1
 exit $status
