@@ -1,6 +1,7 @@
 """Stage one's pair pass against the device's own matrix-multiply speed: tokens/s, achieved FLOP/s, roofline fraction.
 
-One process, one device, the same generated pairs (yeast-like lengths, A + linker + B <= --max-tokens) through
+One process, one device, the same pairs (random pairs of the yeast set with A + linker + B <= --max-tokens, or
+generated ones of yeast-like lengths without it; benchmarks/cache_storage.py draws them) through
   reference   fair-esm's `model(tokens, repr_layers=[last], return_contacts=True)`, float32 as its README runs it
   ours        `EsmTeacher.pair_maps_on_device` (teacher_cache.runner), at --precision (auto: bf16 on CUDA)
 each on length-sorted batches under --tokens-per-batch, timed after one warm-up batch, results copied to the host.
@@ -34,30 +35,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 LINKER = "G" * 25
 
 
 def pass_flops(tokens: int, layers: int, embed_dim: int) -> float:
     """Matrix-multiply FLOPs of one ESM-2 forward pass over `tokens` real tokens (see the module docstring)."""
     return layers * (24.0 * tokens * embed_dim ** 2 + 4.0 * tokens ** 2 * embed_dim)
-
-
-def draw_pairs(rng: np.random.Generator, n_pairs: int, max_tokens: int) -> list[tuple[str, str]]:
-    """Generated pairs with lengths drawn from the yeast set (log-normal, median 314, without it)."""
-    fasta = ROOT.parent / "shared" / "data" / "dscript-yeast" / "seqs.fasta"
-    if fasta.exists():
-        from data.fasta import read_fasta
-
-        pool = np.array([len(seq) for seq in read_fasta(fasta).values()])
-    else:
-        pool = np.clip(rng.lognormal(np.log(314), 0.55, size=5000), 50, 800).astype(int)
-    letters = np.array(list("LAGVSERTIDPKQNFYMHWC"))
-    pairs = []
-    while len(pairs) < n_pairs:
-        la, lb = (int(x) for x in rng.choice(pool, size=2))
-        if la + lb + len(LINKER) + 2 <= max_tokens:
-            pairs.append(("".join(rng.choice(letters, la)), "".join(rng.choice(letters, lb))))
-    return pairs
 
 
 def cpu_name() -> str:
@@ -123,6 +107,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    from cache_storage import yeast_or_generated_pairs
     from teacher_cache.allocator import keep_freed_memory
     from teacher_cache.runner import ARCHITECTURES, batch_indices, load_teacher, to_host, write_random_esm2
 
@@ -130,7 +115,7 @@ def main() -> None:
         raise SystemExit("--keep-heap needs glibc")
     layers, dim, heads = ARCHITECTURES[args.arch]
     rng = np.random.default_rng(args.seed)
-    pairs = draw_pairs(rng, args.n_pairs, args.max_tokens)
+    pairs, source = yeast_or_generated_pairs(args.n_pairs, rng, max_total=args.max_tokens - len(LINKER) - 2)
     lengths = [len(a) + len(LINKER) + len(b) + 2 for a, b in pairs]
     batches = [[pairs[i] for i in batch] for batch in batch_indices(lengths, args.tokens_per_batch)]
     if len(batches) < 2:
@@ -176,7 +161,7 @@ def main() -> None:
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {args.threads} threads"
     print(f"RANDOM-WEIGHT ESM-2 {args.arch} ({layers} layers, embed {dim}, {heads} heads) on {device} ({where}); "
-          f"{len(timed_pairs)} timed pairs in {len(batches) - 1} batches ({timed_tokens:,} tokens, "
+          f"{len(timed_pairs)} timed pairs ({source}) in {len(batches) - 1} batches ({timed_tokens:,} tokens, "
           f"{flops / 1e12:.2f} TFLOP), --tokens-per-batch {args.tokens_per_batch}")
     print(f"{'':<10} {'dtype':>9} {'seconds':>8} {'pairs/s':>8} {'tokens/s':>9} {'TFLOP/s':>8} {'of GEMM':>8} "
           f"{'of peak':>8} {'peak MB':>8}")
@@ -194,7 +179,8 @@ def main() -> None:
           "benchmarks/precompute.py). Random weights: these numbers say nothing about map quality.")
     if args.json:
         args.json.write_text(json.dumps({"command": " ".join(sys.argv), "arch": args.arch, "device": str(device),
-                                         "where": where, "random_weights": True, "timed_pairs": len(timed_pairs),
+                                         "where": where, "random_weights": True, "pairs_from": source,
+                                         "timed_pairs": len(timed_pairs),
                                          "timed_tokens": timed_tokens, "flops": flops, "gemm_tflops": gemm,
                                          "gemm_n": gemm_n, "runs": rows}, indent=1))
         print(f"wrote {args.json}")

@@ -175,23 +175,20 @@ class TeacherCache:
             contact, attention = contact.T.copy(), attention.T.copy()
         return PairMaps(contact, attention, bool(self._pair_tiled[row]))
 
-    def protein(self, sequence: str) -> ProteinEntry:
+    def _protein_row(self, sequence: str) -> int:
         key = sequence_key(sequence)
         row = self._protein_rows.get(key)
         if row is None:
             raise MissingEntryError(f"protein not in cache {self.path}: sequence of length {len(sequence)} "
                                     f"(key {key[:12]}…)")
-        return self._protein_entry(row)
+        return row
+
+    def protein(self, sequence: str) -> ProteinEntry:
+        return self._protein_entry(self._protein_row(sequence))
 
     def protein_embeddings(self, sequences: list[str]) -> np.ndarray:
         """float32 (len(sequences), D): the mean embeddings of `sequences`, in one read of their rows."""
-        rows = []
-        for sequence in sequences:
-            row = self._protein_rows.get(sequence_key(sequence))
-            if row is None:
-                raise MissingEntryError(f"protein not in cache {self.path}: sequence of length {len(sequence)} "
-                                        f"(key {sequence_key(sequence)[:12]}…)")
-            rows.append(row)
+        rows = [self._protein_row(sequence) for sequence in sequences]
         if not rows:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         unique, where = np.unique(rows, return_inverse=True)

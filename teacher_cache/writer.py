@@ -199,22 +199,22 @@ class CacheBuilder:
         """Write the buffered cells: whole chunks only (the rest stays buffered) unless `final`."""
         if not self._buffered_cells:
             return
-        if not self._direct_chunks:
-            final = True
-        chunk = self._file["pairs"][MAP_NAMES[0]].chunks[0] if self._direct_chunks else 1
-        whole = self._buffered_cells // chunk * chunk
+        if self._direct_chunks:  # cells in whole chunks, compressed by us
+            chunk = self._file["pairs"][MAP_NAMES[0]].chunks[0]
+            whole = self._buffered_cells // chunk * chunk
+        else:  # everything through HDF5's pipeline
+            whole, final = 0, True
         start = self._written_cells
         for name in MAP_NAMES:
             dataset = self._file["pairs"][name]
             block = np.concatenate(self._map_buffers[name])
-            if self._direct_chunks and whole:
+            if whole:
                 dataset.resize((start + whole,))
                 self._write_chunks(dataset, start, block[:whole])
-            rest = block[whole:] if self._direct_chunks else block
+            rest = block[whole:]
             if final and len(rest):
-                begin = start + (whole if self._direct_chunks else 0)
-                dataset.resize((begin + len(rest),))
-                dataset[begin:] = rest
+                dataset.resize((start + len(block),))
+                dataset[start + whole:] = rest
                 rest = rest[:0]
             self._map_buffers[name] = [rest] if len(rest) else []
         written = self._buffered_cells if final else whole
