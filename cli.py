@@ -63,7 +63,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text  # noqa: E402
 
-from teacher_cache.config import PrecomputeConfig as _PrecomputeConfig  # noqa: E402
+from teacher_cache.teachers.config import PrecomputeConfig as _PrecomputeConfig  # noqa: E402
 
 PRECOMPUTE_DEFAULTS = _PrecomputeConfig(pairs="", fasta="", model="", out="")
 
@@ -122,9 +122,9 @@ def precompute(pairs_path: str, fasta: str, model: str, out: str, linker: str, a
       python cli.py precompute --pairs pairs.tsv --fasta seqs.fasta --model esm2_t33_650M_UR50D \\
           --out teacher.h5 --device cuda
     """
-    from teacher_cache.allocator import keep_freed_memory
-    from teacher_cache.config import PrecomputeConfig, parse_layers, parse_shard, parse_tokens_per_batch
-    from teacher_cache.precompute import run_precompute
+    from data.allocator import keep_freed_memory
+    from teacher_cache.teachers.config import PrecomputeConfig, parse_layers, parse_shard, parse_tokens_per_batch
+    from teacher_cache.teachers.precompute import run_precompute
 
     keep_freed_memory()  # faster on CPU: benchmarks/precompute.py measures it (its "reuse" rows)
     config = PrecomputeConfig(
@@ -360,7 +360,7 @@ def train(pairs_path: str, fasta: str, cache_path: str | None, out: str, head: s
 
     from student.config import ModelConfig, TrainConfig
     from student.trainer import train as run_training
-    from teacher_cache.allocator import keep_freed_memory
+    from data.allocator import keep_freed_memory
 
     model = replace(ModelConfig(), head=head, channels=channels, kernel_sizes=kernel_sizes, embed_dim=embed_dim)
     config = TrainConfig(pairs=pairs_path, fasta=fasta, cache=cache_path, out=out, map_loss=map_loss,
@@ -421,7 +421,7 @@ def evaluate(checkpoint: str, pairs_path: str, fasta: str, cache_path: str | Non
     from rich.table import Table
 
     from student.config import EvaluateConfig
-    from student.evaluate import evaluate as run_evaluation
+    from student.evaluation.evaluate import evaluate as run_evaluation
 
     config = EvaluateConfig(checkpoint=checkpoint, pairs=pairs_path, fasta=fasta, cache=cache_path, split=part,
                             baselines=baselines, batch_size=batch_size, device=device)
@@ -521,7 +521,7 @@ def synth(out_dir: str, n_pairs: int, families: int, motif_len: int, min_len: in
     from rich.progress import Progress
 
     from data.synth import SynthConfig
-    from teacher_cache.synthetic import make_synthetic
+    from teacher_cache.teachers.synthetic import make_synthetic
 
     config = SynthConfig(n_pairs=n_pairs, families=families, motif_len=motif_len, min_len=min_len, max_len=max_len,
                          pos_frac=pos_frac, valid_frac=valid_frac, test_frac=test_frac, embedding_dim=embedding_dim,
@@ -592,7 +592,7 @@ def ablate(data_dir: str | None, pairs: str | None, fasta: str | None, cache: st
     """
     from pathlib import Path
 
-    from student.ablate import AblateConfig, run_ablation, write_report
+    from student.evaluation.ablate import AblateConfig, run_ablation, write_report
     from student.config import ModelConfig
 
     if report_only:
@@ -771,7 +771,7 @@ def structure_cache(structures: str, out: str, fasta: str | None, fasta_out: str
     Example:
       python cli.py structure-cache --structures complexes.tsv --fasta-out seqs.fasta --out structure.h5
     """
-    from teacher_cache.structure_teacher import StructureCacheConfig, build_structure_cache
+    from teacher_cache.teachers.structure import StructureCacheConfig, build_structure_cache
 
     config = StructureCacheConfig(structures=structures, out=out, fasta=fasta, fasta_out=fasta_out, cutoff=cutoff,
                                   min_identity=min_identity, negatives=negatives, overwrite=overwrite)
@@ -815,7 +815,7 @@ def evaluate_maps_command(structures: str, cache: str | None, checkpoint: str | 
     """
     from rich.table import Table
 
-    from student.evaluate_maps import METRICS, EvaluateMapsConfig, evaluate_maps
+    from student.evaluation.evaluate_maps import METRICS, EvaluateMapsConfig, evaluate_maps
 
     config = EvaluateMapsConfig(structures=structures, cache=cache, checkpoint=checkpoint, fasta=fasta,
                                 map_name=map_name, plot=plot, out=out, cutoff=cutoff, device=device)
@@ -905,7 +905,7 @@ def screen(checkpoint: str, fasta: str, fasta_b: str | None, out: str, top: int 
             --maps top-maps.h5 --maps-top 100
         python cli.py screen --checkpoint run/best.pt --fasta yeast.fasta --out part3.tsv --shard 3/16
     """
-    from student.screen import ScreenConfig, run_screen
+    from student.screening.screen import ScreenConfig, run_screen
 
     if top is None and min_prob is None:
         top = 10000
@@ -938,7 +938,7 @@ def screen_merge(inputs: tuple[str, ...], out: str, maps: str | None, overwrite:
     Example:
         python cli.py screen-merge parts/part*.tsv --out hits.tsv --maps top-maps.h5
     """
-    from student.screen import merge_screens
+    from student.screening.screen import merge_screens
 
     summary = merge_screens(list(inputs), out, maps=maps, overwrite=overwrite)
     _print_screen_summary(summary)

@@ -46,14 +46,14 @@ class DemoResult:
 
 def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     from student.config import EvaluateConfig, ModelConfig, PredictConfig, TrainConfig
-    from student.evaluate import evaluate
+    from student.evaluation.evaluate import evaluate
     from student.predict import run_predict
     from student.trainer import train
     from data.synth import SynthConfig
-    from teacher_cache.config import PrecomputeConfig
-    from teacher_cache.precompute import run_precompute
-    from teacher_cache.runner import write_random_esm2
-    from teacher_cache.synthetic import make_synthetic
+    from teacher_cache.teachers.config import PrecomputeConfig
+    from teacher_cache.teachers.precompute import run_precompute
+    from teacher_cache.teachers.esm_runner import write_random_esm2
+    from teacher_cache.teachers.synthetic import make_synthetic
 
     out = Path(config.out)
     if out.exists() and any(out.iterdir()) and not config.overwrite:

@@ -4,7 +4,7 @@ Workloads (each written once per storage variant through the project's own `Cach
   shaped      maps of real yeast pair shapes (../shared/data/dscript-yeast when present, else generated lengths
               with the same median): a contact-like map (mostly tiny probabilities, a few hot interface cells)
               and an attention-like map (head-averaged attention, ~1/T with smooth structure and peaks).
-  random-esm  the maps `teacher_cache.runner` computes with a RANDOMLY INITIALISED ESM-2 of a real architecture
+  random-esm  the maps `teacher_cache.teachers.esm_runner` computes with a RANDOMLY INITIALISED ESM-2 of a real architecture
               (no real weights exist here): real value distributions of the pipeline, no biological signal.
 
 Per variant: stored bytes per map cell (each map dataset, and the whole file per cell of both maps), write time,
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from data.alphabet import RESIDUES  # noqa: E402
-from student.map_metrics import default_k, top_k_overlap  # noqa: E402
+from student.evaluation.map_metrics import default_k, top_k_overlap  # noqa: E402
 from teacher_cache import CacheBuilder, StorageConfig, TeacherCache  # noqa: E402
 
 YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
@@ -140,12 +140,12 @@ def shaped_workload(pairs: list[tuple[str, str]], rng: np.random.Generator) -> l
 
 def random_esm_workload(pairs: list[tuple[str, str]], arch: str, workdir: Path
                         ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-    """Maps from teacher_cache.runner with a random ESM-2 of a real architecture (fair-esm format on disk)."""
+    """Maps from teacher_cache.teachers.esm_runner with a random ESM-2 of a real architecture (fair-esm format on disk)."""
     import torch
 
-    from teacher_cache.config import DEFAULT_LINKER
-    from teacher_cache.runner import load_teacher
-    from tests.esm_fixtures import ARCHITECTURES, write_random_esm2
+    from teacher_cache.teachers.config import DEFAULT_LINKER
+    from teacher_cache.teachers.esm_runner import load_teacher
+    from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
 
     layers, dim, heads = ARCHITECTURES[arch]
     model_path = write_random_esm2(workdir / "model", layers, dim, heads, seed=0, name=f"esm2_{arch}_random")

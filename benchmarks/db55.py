@@ -40,7 +40,7 @@ from data.fasta import read_fasta  # noqa: E402
 from data.keys import canonical_pair, sequence_key  # noqa: E402
 from data.pairs import read_pairs, write_pairs  # noqa: E402
 from data.structure import contact_map, read_side  # noqa: E402
-from student.evaluate_maps import EvaluateMapsConfig, evaluate_maps  # noqa: E402
+from student.evaluation.evaluate_maps import EvaluateMapsConfig, evaluate_maps  # noqa: E402
 
 DB55 = ROOT.parent / "shared" / "data" / "db55"
 RESULTS = ROOT / "docs" / "results" / "db55.csv"
@@ -134,7 +134,7 @@ def part_contacts(work: Path) -> list[dict]:
     for line in mismatches[:20]:
         print("  ", line)
 
-    from teacher_cache.structure_teacher import StructureCacheConfig, build_structure_cache
+    from teacher_cache.teachers.structure import StructureCacheConfig, build_structure_cache
 
     manifest = write_manifest(work / "single_chain.tsv", single_chain_rows())
     report = build_structure_cache(StructureCacheConfig(structures=str(manifest), out=str(work / "structure.h5"),
@@ -157,12 +157,12 @@ def part_contacts(work: Path) -> list[dict]:
 
 # -- part 2: teacher ----------------------------------------------------------------------------------------
 def part_teacher(work: Path, model: str | None) -> list[dict]:
-    from teacher_cache.config import PrecomputeConfig
-    from teacher_cache.precompute import run_precompute
+    from teacher_cache.teachers.config import PrecomputeConfig
+    from teacher_cache.teachers.precompute import run_precompute
 
     random_model = model is None
     if random_model:
-        from tests.esm_fixtures import ARCHITECTURES, write_random_esm2
+        from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
 
         layers, dim, heads = ARCHITECTURES["t6"]
         model = str(write_random_esm2(work / "esm_random", num_layers=layers, embed_dim=dim,
@@ -235,10 +235,10 @@ def part_student(work: Path, seeds: list[int], epochs: int, neg_ratio: float, th
 
     from data.homology import cluster_sequences
     from data.negatives import NegativesConfig, sample_negatives
-    from student.baselines import evaluate_baselines
+    from student.evaluation.baselines import evaluate_baselines
     from student.config import ModelConfig, TrainConfig
     from student.trainer import train
-    from teacher_cache.structure_teacher import StructureCacheConfig, build_structure_cache
+    from teacher_cache.teachers.structure import StructureCacheConfig, build_structure_cache
 
     torch.set_num_threads(threads)
     sequences = read_fasta(DB55 / "seqs.fasta")

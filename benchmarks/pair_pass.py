@@ -4,7 +4,7 @@ A RANDOMLY INITIALISED ESM-2 of a real architecture (timings do not depend on th
 `A + linker + B` (lengths --la, --lb). Rows, each the median of --repeats timed calls after one warm-up:
   fair-esm forward          model(tokens), no attention returned
   fair-esm return_contacts  model(tokens, return_contacts=True): all layers' attention stacked, contact head
-  ours fp32 / ours bf16     EsmTeacher.pair_maps: layer by layer, only the A x B block (teacher_cache.runner)
+  ours fp32 / ours bf16     EsmTeacher.pair_maps: layer by layer, only the A x B block (teacher_cache.teachers.esm_runner)
 
     python benchmarks/pair_pass.py --arch t12 --threads 1
     python benchmarks/pair_pass.py --arch t12 --threads 1 --keep-heap   # as `cli.py precompute` runs (allocator)
@@ -34,16 +34,16 @@ def main() -> None:
     parser.add_argument("--lb", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--keep-heap", action="store_true", help="teacher_cache.allocator.keep_freed_memory() first")
+    parser.add_argument("--keep-heap", action="store_true", help="data.allocator.keep_freed_memory() first")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     if args.keep_heap:
-        from teacher_cache.allocator import keep_freed_memory
+        from data.allocator import keep_freed_memory
 
         if not keep_freed_memory():
             raise SystemExit("--keep-heap needs glibc")
-    from teacher_cache.runner import ARCHITECTURES, EsmTeacher, load_teacher, write_random_esm2
+    from teacher_cache.teachers.esm_runner import ARCHITECTURES, EsmTeacher, load_teacher, write_random_esm2
 
     layers, dim, heads = ARCHITECTURES[args.arch]
     rng = np.random.default_rng(0)

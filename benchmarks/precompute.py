@@ -8,7 +8,7 @@ HDF5. The model is a RANDOMLY INITIALISED ESM-2 of a real architecture (t12 = es
 (a) reference: the way fair-esm's README and `scripts/extract.py` do it: `FastaBatchedDataset.get_batch_indices`
     under `--toks-per-batch`, `alphabet.get_batch_converter()`, `model(tokens, repr_layers=[last],
     return_contacts=True)`, blocks sliced by hand, written with h5py (one float16 gzip dataset per map).
-(b) ours: `teacher_cache.precompute.run_precompute` (layer-by-layer contact head keeping only the A x B block),
+(b) ours: `teacher_cache.teachers.precompute.run_precompute` (layer-by-layer contact head keeping only the A x B block),
     under glibc's default allocator and with freed memory kept in the heap (`keep_freed_memory`, as `cli.py
     precompute` runs it). The headline ratio compares each side as it ships; the same-allocator ratio is printed
     beside it.
@@ -168,8 +168,8 @@ def run_reference(model_path: str, fasta: str, table: str, out: str, toks_per_ba
 
 def run_ours(model_path: str, fasta: str, table: str, out: str, toks_per_batch: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from teacher_cache.config import PrecomputeConfig
-    from teacher_cache.precompute import run_precompute
+    from teacher_cache.teachers.config import PrecomputeConfig
+    from teacher_cache.teachers.precompute import run_precompute
 
     started = time.perf_counter()
     result = run_precompute(PrecomputeConfig(pairs=table, fasta=fasta, model=model_path, out=out, linker=LINKER,
@@ -188,7 +188,7 @@ def worker_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     if args.allocator == "reuse":
         sys.path.insert(0, str(ROOT))
-        from teacher_cache.allocator import keep_freed_memory
+        from data.allocator import keep_freed_memory
 
         if not keep_freed_memory():
             raise SystemExit("--allocator reuse needs glibc")
@@ -200,7 +200,7 @@ def worker_main(args: argparse.Namespace) -> None:
 
 # -- driver ---------------------------------------------------------------------------------------------------------
 # glibc serves allocations above its mmap threshold (32 MB at most) with fresh mmap pages and unmaps them on free, so
-# every large temporary is page-faulted and zeroed anew. "reuse" is teacher_cache.allocator.keep_freed_memory(), which
+# every large temporary is page-faulted and zeroed anew. "reuse" is data.allocator.keep_freed_memory(), which
 # `cli.py precompute` applies: freed memory stays in the heap. "ours" runs under both, so the table separates what the
 # algorithm saves from what the allocator saves. The reference runs under glibc's default only unless
 # --reference-reuse: with its (B, layers, heads, T, T) stack the heap fragments (at --toks-per-batch 1024 with t12 it
@@ -287,7 +287,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from tests.esm_fixtures import ARCHITECTURES, write_random_esm2
+    from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -367,7 +367,7 @@ def main() -> None:
           f"{difference['attention']:.2e} (both stored as float16)")
     print("seconds: from before the model load to the written file, inside each worker (throughput uses these); "
           "model s: inside the forward passes (proteins and pairs); pair s: the pair passes' part of it; tokens "
-          "include BOS/EOS of the protein passes and the pair passes. 'reuse': teacher_cache.allocator."
+          "include BOS/EOS of the protein passes and the pair passes. 'reuse': data.allocator."
           "keep_freed_memory() (glibc mallopt), which `cli.py precompute` applies. Random weights: these numbers say "
           "nothing about map quality.")
     if args.json:

@@ -3,7 +3,7 @@
 One process, one device, the same pairs (random pairs of the yeast set with A + linker + B <= --max-tokens, or
 generated ones of yeast-like lengths without it; benchmarks/cache_storage.py draws them) through
   reference   fair-esm's `model(tokens, repr_layers=[last], return_contacts=True)`, float32 as its README runs it
-  ours        `EsmTeacher.pair_maps_on_device` (teacher_cache.runner), at --precision (auto: bf16 on CUDA)
+  ours        `EsmTeacher.pair_maps_on_device` (teacher_cache.teachers.esm_runner), at --precision (auto: bf16 on CUDA)
 each on length-sorted batches under --tokens-per-batch, timed after one warm-up batch, results copied to the host.
 
 The model is a RANDOMLY INITIALISED ESM-2 of a real architecture (t33 = esm2_t33_650M: 33 layers, embed 1280, 20
@@ -108,8 +108,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from cache_storage import yeast_or_generated_pairs
-    from teacher_cache.allocator import keep_freed_memory
-    from teacher_cache.runner import ARCHITECTURES, batch_indices, load_teacher, to_host, write_random_esm2
+    from data.allocator import keep_freed_memory
+    from teacher_cache.teachers.esm_runner import ARCHITECTURES, batch_indices, load_teacher, to_host, write_random_esm2
 
     if args.keep_heap and not keep_freed_memory():
         raise SystemExit("--keep-heap needs glibc")

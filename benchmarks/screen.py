@@ -42,7 +42,7 @@ from student.checkpoint import save_checkpoint  # noqa: E402
 from student.config import ModelConfig  # noqa: E402
 from student.model import StudentModel  # noqa: E402
 from student.predict import predict_pairs  # noqa: E402
-from student.screen import ScreenConfig, _Screen, run_screen  # noqa: E402
+from student.screening.screen import ScreenConfig, _Screen, run_screen  # noqa: E402
 
 YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast" / "seqs.fasta"
 HUMAN_PAIRS = 200_000_000

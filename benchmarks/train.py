@@ -4,7 +4,7 @@ online at every step.
 Three loops over the same pairs, same student (default ModelConfig), same batches:
   cache      PairDataset reading each batch's maps from the HDF5 cache (the real training path)
   preloaded  the same with every map and embedding read into memory first
-  online     the teacher (a small ESM-2 of the real architecture with RANDOM weights, via teacher_cache.runner)
+  online     the teacher (a small ESM-2 of the real architecture with RANDOM weights, via teacher_cache.teachers.esm_runner)
              computes each batch's maps at every step, then the same student step
 and prints pairs/s, cache_overhead = cache time / preloaded time - 1, online_teacher_ratio = online time / cache
 time, and the projected time of one training epoch over --project-pairs pairs of these lengths.
@@ -141,11 +141,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--keep-heap", action="store_true",
-                        help="teacher_cache.allocator.keep_freed_memory() first, as `cli.py train` does")
+                        help="data.allocator.keep_freed_memory() first, as `cli.py train` does")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.keep_heap:
-        from teacher_cache.allocator import keep_freed_memory
+        from data.allocator import keep_freed_memory
 
         if not keep_freed_memory():
             raise SystemExit("--keep-heap needs glibc")
@@ -180,8 +180,8 @@ def main() -> None:
                 else:
                     results[name] = run
         if args.teacher_arch != "none":
-            from teacher_cache.runner import load_teacher
-            from tests.esm_fixtures import ARCHITECTURES, write_random_esm2
+            from teacher_cache.teachers.esm_runner import load_teacher
+            from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
 
             layers, dim, heads = ARCHITECTURES[args.teacher_arch]
             model_path = write_random_esm2(Path(tmp) / "esm", num_layers=layers, embed_dim=dim,

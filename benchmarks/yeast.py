@@ -8,7 +8,7 @@ Settings (split x negatives), each split once (split seed 0) and written to --wo
   protein/degree-balanced   the yeast positives with degree-balanced negatives (ratio 10, seed 0)
   homology/degree-balanced
 For every setting, n_train and seed: the training part is subsampled (student.trainer.stratified_subsample, the
-student's own subsampler, so both see the same pairs) and the baselines (student.baselines) are fit on it and
+student's own subsampler, so both see the same pairs) and the baselines (student.evaluation.baselines) are fit on it and
 scored on the whole test part. The student (CE only: no teacher cache, alpha_map = beta_sem = 0) runs on the
 --student-* grid. Rows go to --csv as they finish (a re-run skips rows already there, so a killed run resumes).
 
@@ -40,7 +40,7 @@ from data.homology import HomologyConfig, cluster_sequences  # noqa: E402
 from data.negatives import NegativesConfig, sample_negatives, write_negatives  # noqa: E402
 from data.pairs import Pair, read_pairs, write_pairs  # noqa: E402
 from data.splits import assign_splits, write_split  # noqa: E402
-from student.baselines import evaluate_baselines  # noqa: E402
+from student.evaluation.baselines import evaluate_baselines  # noqa: E402
 from student.trainer import stratified_subsample  # noqa: E402
 
 YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
@@ -221,7 +221,7 @@ def run_student(args, paths: dict[str, Path], results: Results) -> None:
     from student.config import ModelConfig, TrainConfig
     from student.trainer import train
 
-    from teacher_cache.allocator import keep_freed_memory
+    from data.allocator import keep_freed_memory
 
     torch.set_num_threads(args.threads)
     heap_kept = keep_freed_memory()  # as `cli.py train` runs; changes speed, not results

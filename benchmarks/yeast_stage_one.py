@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 from data.fasta import read_fasta, write_fasta  # noqa: E402
 from data.pairs import write_pairs  # noqa: E402
 from teacher_cache import TeacherCache  # noqa: E402
-from teacher_cache.config import PrecomputeConfig  # noqa: E402
-from teacher_cache.precompute import run_precompute  # noqa: E402
-from teacher_cache.runner import ARCHITECTURES, write_random_esm2  # noqa: E402
+from teacher_cache.teachers.config import PrecomputeConfig  # noqa: E402
+from teacher_cache.teachers.precompute import run_precompute  # noqa: E402
+from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2  # noqa: E402
 
 YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
 
@@ -66,8 +66,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from data.pairs import Pair
-    from teacher_cache.allocator import keep_freed_memory
-    from teacher_cache.config import parse_tokens_per_batch
+    from data.allocator import keep_freed_memory
+    from teacher_cache.teachers.config import parse_tokens_per_batch
 
     keep_freed_memory()  # as `cli.py precompute` runs
     layers, dim, heads = ARCHITECTURES[args.arch]

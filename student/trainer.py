@@ -35,7 +35,7 @@ from student.checkpoint import read_checkpoint, save_checkpoint
 from student.config import RESUME_FREE_KEYS, TrainConfig
 from student.dataset import LengthBucketSampler, PairDataset, batch_sizes, check_cache, collate_pairs
 from student.losses import classification_loss, total_loss
-from student.metrics import classification_metrics, map_agreement, pick_threshold, ranking_metrics
+from student.evaluation.metrics import classification_metrics, map_agreement, pick_threshold, ranking_metrics
 from student.model import StudentModel, log_odds
 from student.predict import autocast_for, iterate_predictions, to_device
 from teacher_cache import TeacherCache

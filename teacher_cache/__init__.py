@@ -1,4 +1,4 @@
-"""The teacher cache: schema, writer and reader (numpy + h5py only), and the ESM-2 runner (`teacher_cache.runner`,
+"""The teacher cache: schema, writer and reader (numpy + h5py only), and the ESM-2 runner (`teacher_cache.teachers.esm_runner`,
 the only module of the project that imports fair-esm; it is not imported here)."""
 from teacher_cache.errors import CacheError, MissingEntryError
 from teacher_cache.reader import PairMaps, ProteinEntry, TeacherCache

@@ -1,4 +1,4 @@
-"""The ablation grid (student.ablate): rows, columns, resumption, settings checks; and one tiny real run."""
+"""The ablation grid (student.evaluation.ablate): rows, columns, resumption, settings checks; and one tiny real run."""
 from __future__ import annotations
 
 import csv
@@ -7,9 +7,9 @@ import pytest
 
 from data.errors import UserError
 from data.synth import SynthConfig
-from student.ablate import KEY_COLUMNS, RESULT_COLUMNS, AblateConfig, grid, run_ablation
+from student.evaluation.ablate import KEY_COLUMNS, RESULT_COLUMNS, AblateConfig, grid, run_ablation
 from student.config import ModelConfig, TrainConfig
-from teacher_cache.synthetic import make_synthetic
+from teacher_cache.teachers.synthetic import make_synthetic
 
 TINY_MODEL = ModelConfig(embed_dim=8, channels=(8,), kernel_sizes=(3,), hidden=8, map_topk=4)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from teacher_cache import allocator
+from data import allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 # Resident memory (MB) before and after a 200 MB array is freed.
@@ -16,7 +16,7 @@ PROBE = """
 import sys
 sys.path.insert(0, {root!r})
 import numpy as np
-from teacher_cache.allocator import keep_freed_memory
+from data.allocator import keep_freed_memory
 def rss():
     return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1]) // 1024
 applied = keep_freed_memory() if {keep} else None

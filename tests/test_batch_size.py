@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from data.errors import UserError
-from teacher_cache.batch_size import fit_tokens_per_batch, input_bytes
-from teacher_cache.config import parse_tokens_per_batch
+from teacher_cache.teachers.batch_size import fit_tokens_per_batch, input_bytes
+from teacher_cache.teachers.config import parse_tokens_per_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, {root!r})
 import numpy as np, torch
 torch.set_num_threads(1)
-from teacher_cache.runner import load_teacher
+from teacher_cache.teachers.esm_runner import load_teacher
 teacher = load_teacher({model!r})
 rng = np.random.default_rng(0)
 residues = np.array(list("LAGVSERTIDPKQNFYMHWC"))
@@ -58,7 +58,7 @@ def test_fit_never_goes_below_one_longest_input():
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc/self/clear_refs")
 def test_estimate_bounds_the_measured_peak_of_a_pair_pass(tmp_path):
-    from tests.esm_fixtures import write_random_esm2
+    from teacher_cache.teachers.esm_runner import write_random_esm2
 
     model = write_random_esm2(tmp_path, num_layers=2, embed_dim=32, attention_heads=8)
     la, lb = 700, 600
@@ -72,9 +72,9 @@ def test_estimate_bounds_the_measured_peak_of_a_pair_pass(tmp_path):
 
 
 def test_auto_runs_and_reports_its_choice(tmp_path):
-    from teacher_cache.config import PrecomputeConfig
-    from teacher_cache.precompute import run_precompute
-    from tests.esm_fixtures import write_random_esm2
+    from teacher_cache.teachers.config import PrecomputeConfig
+    from teacher_cache.teachers.precompute import run_precompute
+    from teacher_cache.teachers.esm_runner import write_random_esm2
 
     checkpoint = write_random_esm2(tmp_path / "model")
     fasta, pairs = tmp_path / "s.fasta", tmp_path / "p.tsv"

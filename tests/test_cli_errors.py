@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cli import cli
 from conftest import random_sequence, write_random_cache
-from esm_fixtures import write_random_esm2
+from teacher_cache.teachers.esm_runner import write_random_esm2
 
 GOOD_FASTA = (">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nGLLVVKQEWWTR\n>c\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n"
               ">d\nMDEKRSLLAVWQ\n>e\nMPLKVVTTRSAEEW\n")

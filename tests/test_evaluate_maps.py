@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from data.align import align_to_sequence
 from data.structure import ComplexContacts, ManifestRow, distance_map
-from student.evaluate_maps import (EvaluateMapsConfig, evaluate_maps, interface_recall_chance, score_complex,
+from student.evaluation.evaluate_maps import (EvaluateMapsConfig, evaluate_maps, interface_recall_chance, score_complex,
                                    summarise)
-from student.map_metrics import default_k, interface_recall
-from teacher_cache.structure_teacher import StructureCacheConfig, build_structure_cache
+from student.evaluation.map_metrics import default_k, interface_recall
+from teacher_cache.teachers.structure import StructureCacheConfig, build_structure_cache
 from tests.conftest import random_sequence, write_random_cache
 from tests.test_structure import PDB_TEXT, SEQ_A, SEQ_B, write_manifest
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from student.map_metrics import contact_density, default_k, map_aupr, top_k_overlap, top_k_precision
+from student.evaluation.map_metrics import contact_density, default_k, map_aupr, top_k_overlap, top_k_precision
 
 
 def test_true_map_scores_one_and_shuffled_map_scores_near_density():

@@ -18,14 +18,14 @@ from conftest import random_sequence, write_random_cache
 from data.errors import UserError
 from data.fasta import write_fasta
 from data.keys import canonical_pair, sequence_key
-from esm_fixtures import write_random_esm2
+from teacher_cache.teachers.esm_runner import write_random_esm2
 from teacher_cache import StorageConfig, TeacherCache, merge_caches
-from teacher_cache.config import PrecomputeConfig
+from teacher_cache.teachers.config import PrecomputeConfig
 from teacher_cache.verify import verify_cache
 from teacher_cache.errors import CacheError
 from teacher_cache.lock import CacheLock
-from teacher_cache.precompute import parts_dir_of, run_precompute
-from teacher_cache.runner import load_teacher
+from teacher_cache.teachers.precompute import parts_dir_of, run_precompute
+from teacher_cache.teachers.esm_runner import load_teacher
 from test_runner import fair_esm_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ def test_resume_after_interrupt_with_parts_and_stale_partial(checkpoint, inputs,
     stale = parts_dir_of(out) / "part-000099.h5.partial-123"
     stale.write_bytes(b"half a file")
     (tmp_path / "cache.h5.partial-456").write_bytes(b"half a merge")
-    import teacher_cache.precompute as precompute
+    import teacher_cache.teachers.precompute as precompute
     monkeypatch.setattr(precompute, "MAX_MERGE_SOURCES", 3)  # exercise the merge in groups too
     result = run_precompute(replace(config, tokens_per_batch=512, checkpoint_seconds=60))
     assert result.parts_merged == len(parts) + 1
@@ -306,7 +306,7 @@ def test_unwritable_output_is_refused_before_loading_anything(inputs, tmp_path, 
     locked.mkdir()
     locked.chmod(0o500)
     if os.geteuid() == 0:  # root writes anywhere; simulate the permission check's answer
-        import teacher_cache.precompute as precompute
+        import teacher_cache.teachers.precompute as precompute
         monkeypatch.setattr(precompute.os, "access", lambda path, mode: False)
     with pytest.raises(UserError, match="is not writable"):
         run_precompute(replace(config, out=str(locked / "cache.h5")))
@@ -331,7 +331,7 @@ def test_cli_reports_errors_and_random_teacher(checkpoint, inputs, tmp_path):
 
 
 def test_batches_are_finished_one_behind_and_kept_when_a_launch_fails():
-    from teacher_cache.precompute import _one_batch_behind
+    from teacher_cache.teachers.precompute import _one_batch_behind
 
     events = []
     _one_batch_behind([[0], [1], [2]], lambda batch: events.append(("launch", batch[0])) or batch[0] * 10,

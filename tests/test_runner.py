@@ -13,8 +13,8 @@ import torch
 
 from conftest import random_sequence
 from data.errors import UserError
-from esm_fixtures import write_random_esm2
-from teacher_cache.runner import batch_indices, load_checkpoint, load_teacher, resolve_model_files
+from teacher_cache.teachers.esm_runner import write_random_esm2
+from teacher_cache.teachers.esm_runner import batch_indices, load_checkpoint, load_teacher, resolve_model_files
 
 LINKER = "G" * 7
 
@@ -132,7 +132,7 @@ def test_checkpoint_with_missing_weights_names_them(checkpoint, tmp_path):
 
 
 def test_cpu_precisions():
-    from teacher_cache.runner import resolve_dtype
+    from teacher_cache.teachers.esm_runner import resolve_dtype
 
     cpu = torch.device("cpu")
     assert resolve_dtype(cpu, "auto") == torch.float32
@@ -206,7 +206,7 @@ def test_residue_embeddings_equal_fair_esm_and_ignore_padding(teacher, rng):
 # -- half precision (the CUDA path, exercised here on CPU) --------------------------------------------------------
 @pytest.fixture(scope="module")
 def bf16_teacher(checkpoint):
-    from teacher_cache.runner import EsmTeacher
+    from teacher_cache.teachers.esm_runner import EsmTeacher
 
     fresh = load_teacher(str(checkpoint))
     return EsmTeacher(fresh.model, fresh.alphabet, fresh.info, torch.device("cpu"), torch.bfloat16)
@@ -254,7 +254,7 @@ def test_equal_length_batches_skip_the_padding_mask_and_match_single_runs(teache
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_passes_queue_without_waiting_and_equal_cpu(checkpoint, teacher, rng):
     """On CUDA the passes must not synchronise (stage one overlaps host copies with the next batch's pass)."""
-    from teacher_cache.runner import HostCopy, to_host
+    from teacher_cache.teachers.esm_runner import HostCopy, to_host
 
     cuda_teacher = load_teacher(str(checkpoint), device="cuda", precision="fp32")
     pairs = [(random_sequence(rng, 40), random_sequence(rng, 25)), (random_sequence(rng, 12), random_sequence(rng, 9))]
@@ -279,7 +279,7 @@ def test_cuda_passes_queue_without_waiting_and_equal_cpu(checkpoint, teacher, rn
 
 
 def test_host_copy_returns_the_tensors_as_arrays_in_order():
-    from teacher_cache.runner import HostCopy
+    from teacher_cache.teachers.esm_runner import HostCopy
 
     tensors = [torch.arange(12, dtype=torch.float32).reshape(3, 4), torch.ones(2, 5), torch.zeros(0, 3)]
     arrays = HostCopy(tensors).arrays()

@@ -16,10 +16,10 @@ from student.checkpoint import load_checkpoint, save_checkpoint
 from student.config import ModelConfig
 from student.model import StudentModel
 from student.predict import predict_pairs
-from student.screen import ScreenConfig, merge_screens, run_screen, state_dir_for
-from student.screen_plan import ProteinSet, ScreenPlan, length_groups, parse_shard
-from student.screen_results import TopK, candidates, rank_order, read_hits
-from student.screen_score import BlockScorer, coarsen
+from student.screening.screen import ScreenConfig, merge_screens, run_screen, state_dir_for
+from student.screening.plan import ProteinSet, ScreenPlan, length_groups, parse_shard
+from student.screening.results import TopK, candidates, rank_order, read_hits
+from student.screening.score import BlockScorer, coarsen
 from tests.conftest import random_sequence
 
 TINY = dict(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 5), hidden=8, map_topk=16)
@@ -335,7 +335,7 @@ def test_screen_never_imports_esm():
     import subprocess
     import sys
 
-    code = "import sys, student.screen, student.screen_store; assert 'esm' not in sys.modules, 'esm imported'"
+    code = "import sys, student.screening.screen, student.screening.store; assert 'esm' not in sys.modules, 'esm imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -15,7 +15,7 @@ from data.errors import InputError, UserError
 from data.fasta import read_fasta, write_fasta
 from data.structure import load_complex, read_chains, read_manifest, read_side, residue_letter
 from teacher_cache import TeacherCache
-from teacher_cache.structure_teacher import (StructureCacheConfig, build_structure_cache, composition_embedding,
+from teacher_cache.teachers.structure import (StructureCacheConfig, build_structure_cache, composition_embedding,
                                              observed_from_attention)
 from tests.conftest import random_sequence
 
@@ -303,7 +303,7 @@ def test_structure_modules_do_not_import_esm():
     import subprocess
     import sys
 
-    code = ("import sys, teacher_cache.structure_teacher, student.evaluate_maps, data.structure; "
+    code = ("import sys, teacher_cache.teachers.structure, student.evaluation.evaluate_maps, data.structure; "
             "print('esm' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1])

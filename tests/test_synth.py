@@ -1,4 +1,4 @@
-"""The planted-interface generator (data.synth) and its oracle cache (teacher_cache.synthetic)."""
+"""The planted-interface generator (data.synth) and its oracle cache (teacher_cache.teachers.synthetic)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from data.fasta import read_fasta
 from data.pairs import read_pairs
 from data.synth import SynthConfig, generate, planted_contacts
 from teacher_cache import TeacherCache
-from teacher_cache.synthetic import make_synthetic
+from teacher_cache.teachers.synthetic import make_synthetic
 
 SMALL = dict(n_pairs=60, families=3, motif_len=5, min_len=20, max_len=40, seed=7)
 

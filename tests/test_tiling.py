@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from teacher_cache.tiling import MapStitcher, RowStitcher, chain_windows, pair_window_sizes, plan_chain, plan_pair
+from teacher_cache.teachers.tiling import MapStitcher, RowStitcher, chain_windows, pair_window_sizes, plan_chain, plan_pair
 
 
 @pytest.mark.parametrize("length,size,overlap", [(10, 10, 3), (11, 10, 3), (100, 17, 5), (100, 17, 40), (7, 1, 0)])
@@ -86,8 +86,8 @@ def test_single_window_stitch_equals_untiled_teacher_maps(tmp_path):
     import torch
 
     from conftest import random_sequence
-    from esm_fixtures import write_random_esm2
-    from teacher_cache.runner import load_teacher
+    from teacher_cache.teachers.esm_runner import write_random_esm2
+    from teacher_cache.teachers.esm_runner import load_teacher
 
     torch.set_num_threads(1)
     teacher = load_teacher(str(write_random_esm2(tmp_path, contact_scale=20.0)))

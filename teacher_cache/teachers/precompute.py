@@ -32,12 +32,12 @@ from data.errors import UserError
 from data.fasta import read_fasta
 from data.keys import canonical_pair, sequence_key
 from data.pairs import read_pairs
-from teacher_cache.config import PrecomputeConfig
+from teacher_cache.teachers.config import PrecomputeConfig
 from teacher_cache.errors import CacheError
 from teacher_cache.lock import CacheLock
 from teacher_cache.reader import TeacherCache
 from teacher_cache.schema import FORMAT_NAME, SCHEMA_VERSION, StorageConfig, fingerprint
-from teacher_cache.tiling import MapStitcher, RowStitcher, plan_chain, plan_pair
+from teacher_cache.teachers.tiling import MapStitcher, RowStitcher, plan_chain, plan_pair
 from teacher_cache.writer import CacheBuilder, merge_caches
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ def _one_batch_behind(batches: list[list[int]], launch: Callable[[list[int]], An
 def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, writer: _PartWriter,
                       counters: _Counters, progress: Progress | None) -> int:
     """Embeddings of `sequences` (each tiled when longer than the context); returns how many were tiled."""
-    from teacher_cache.runner import HostCopy, batch_indices
+    from teacher_cache.teachers.esm_runner import HostCopy, batch_indices
 
     tasks = [(seq, window) for seq in sequences for window in plan_chain(len(seq), config.max_tokens,
                                                                           config.tile_overlap)]
@@ -373,7 +373,7 @@ def _compute_proteins(teacher, sequences: list[str], config: PrecomputeConfig, w
 def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConfig, attention_layers: list[int],
                    writer: _PartWriter, counters: _Counters, progress: Progress | None) -> int:
     """Maps of `pairs` (tiled where they exceed the context); returns how many were tiled."""
-    from teacher_cache.runner import HostCopy, batch_indices
+    from teacher_cache.teachers.esm_runner import HostCopy, batch_indices
 
     linker = config.linker
     plans = [plan_pair(len(a), len(b), config.max_tokens, len(linker), config.tile_overlap) for a, b in pairs]
@@ -427,7 +427,7 @@ def _compute_pairs(teacher, pairs: list[tuple[str, str]], config: PrecomputeConf
 def _fit_tokens_per_batch(teacher, config: PrecomputeConfig, proteins: list[str],
                           pairs: list[tuple[str, str]]) -> int:
     """--tokens-per-batch auto: fitted to the device's free memory for the longest forward input of this run."""
-    from teacher_cache.batch_size import auto_tokens_per_batch
+    from teacher_cache.teachers.batch_size import auto_tokens_per_batch
 
     windows = [_chain_tokens(window) for seq in proteins
                for window in plan_chain(len(seq), config.max_tokens, config.tile_overlap)]
@@ -465,7 +465,7 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
     pair_sequences = [(p.seq_a, p.seq_b) for p in table.pairs]
 
     with CacheLock(out):
-        from teacher_cache.runner import dtype_name, load_teacher
+        from teacher_cache.teachers.esm_runner import dtype_name, load_teacher
 
         teacher = load_teacher(config.model, config.device, config.precision)
         info = teacher.info

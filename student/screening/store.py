@@ -14,7 +14,7 @@ import torch
 
 from data.alphabet import PAD_INDEX, encode_batch
 from student.model import StudentModel
-from student.screen_score import coarsen
+from student.screening.score import coarsen
 
 
 class FeatureStore:

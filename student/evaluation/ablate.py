@@ -28,7 +28,7 @@ from data.errors import UserError
 from data.fasta import read_fasta
 from data.pairs import Pair, read_pairs
 from student.config import HEADS, MAP_LOSSES, MAP_NORMS, MAP_TARGETS, ModelConfig, TrainConfig
-from student.map_metrics import default_k, top_k_precision
+from student.evaluation.map_metrics import default_k, top_k_precision
 
 LOSS_SETTINGS = ("ce", "ce+sem", "ce+map", "ce+map+sem")
 KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train", "seed")

@@ -1,5 +1,5 @@
 """Evaluation of a trained student on a pairs file: classification metrics at the validation-picked threshold,
-agreement of its maps with a teacher cache's maps, and trivial baselines beside it (`student.baselines`)."""
+agreement of its maps with a teacher cache's maps, and trivial baselines beside it (`student.evaluation.baselines`)."""
 from __future__ import annotations
 
 import logging
@@ -81,7 +81,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.baselines:
         if train_pairs is None:
             raise UserError("--baselines needs the training part: use a pairs file with a split column or --split")
-        from student.baselines import evaluate_baselines  # written by another helper; imported only when asked
+        from student.evaluation.baselines import evaluate_baselines  # written by another helper; imported only when asked
 
         result["baselines"] = evaluate_baselines(train_pairs, pairs)
         result["baseline_train_pairs"] = len(train_pairs)

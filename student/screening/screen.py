@@ -1,14 +1,14 @@
 """Proteome-scale screening: score every pair of a protein set (or of two sets) with a trained student and keep
 the best pairs, with the argmax residue pair of each map and optionally the top maps.
 
-    from student.screen import ScreenConfig, run_screen
+    from student.screening.screen import ScreenConfig, run_screen
     summary = run_screen(ScreenConfig(checkpoint="run/best.pt", fasta="yeast.fasta", out="hits.tsv", top=10000))
 
 Stages (see docs/screening.md):
 1. proteins are keyed by sequence and sorted by length; each distinct sequence is encoded once (features held in
    memory, or spilled to a memory-mapped file under the state directory when they exceed --memory-gb);
-2. the pair space is cut into blocks (`student.screen_plan`); a shard is a contiguous run of blocks;
-3. each block is scored as one matrix product (`student.screen_score`): exactly, or, in coarse mode, on
+2. the pair space is cut into blocks (`student.screening.plan`); a shard is a contiguous run of blocks;
+3. each block is scored as one matrix product (`student.screening.score`): exactly, or, in coarse mode, on
    window-max-pooled features first, re-scoring exactly only the pairs whose coarse logit reaches the threshold
    that selects `rescore_fraction` of a fixed sample of pairs; reported logits are always exact;
 4. the best pairs are kept in a bounded top-K (or every pair over --min-prob in a spill file) and a checkpoint
@@ -41,11 +41,11 @@ from data.pairs import Pair
 from data.version import TOOL_VERSION
 from student.checkpoint import load_checkpoint
 from student.predict import write_maps
-from student.screen_plan import Block, ProteinSet, ScreenPlan, length_groups, parse_shard
-from student.screen_results import (CANDIDATE, HitRow, HitSpill, TopK, candidates, probability, rank_order,
+from student.screening.plan import Block, ProteinSet, ScreenPlan, length_groups, parse_shard
+from student.screening.results import (CANDIDATE, HitRow, HitSpill, TopK, candidates, probability, rank_order,
                                     read_hits, write_hits)
-from student.screen_score import COARSE_POOLS, BlockScorer, coarse_topk
-from student.screen_store import ProteinFeatures, encode_proteins
+from student.screening.score import COARSE_POOLS, BlockScorer, coarse_topk
+from student.screening.store import ProteinFeatures, encode_proteins
 
 log = logging.getLogger(__name__)
 

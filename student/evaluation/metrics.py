@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, matthews_corrcoef,
                              precision_recall_curve, precision_score, recall_score, roc_auc_score)
 
-from student.map_metrics import default_k, map_pearson, top_k_overlap, top_k_precision
+from student.evaluation.map_metrics import default_k, map_pearson, top_k_overlap, top_k_precision
 
 
 def _nan_to_none(value: float) -> float | None:

@@ -21,7 +21,7 @@ from data.atomic import atomic_path
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
-from student.map_metrics import contact_density, default_k, interface_recall, map_aupr, top_k_precision
+from student.evaluation.map_metrics import contact_density, default_k, interface_recall, map_aupr, top_k_precision
 
 log = logging.getLogger(__name__)
 
