@@ -5,7 +5,7 @@ Speed does not depend on training, so the speed part uses an UNTRAINED student o
 FASTA given (default: all 5,664 proteins of ../shared/data/dscript-yeast):
   - encoding: every protein once, proteins/s and seconds;
   - per head and mode (exact; coarse = window-max-pooled pass + exact re-scoring of the selected fraction):
-    pairs/s on a sample of blocks spread over the whole block list, against `student.predict.predict_pairs` on
+    pairs/s on a sample of blocks spread over the whole block list, against `student.inference.predict_pairs` on
     a sample of the same blocks' pairs in its own batches (`screen_vs_predict`);
   - the projected wall time for every pair of the FASTA, and for 200M pairs (a human-scale proteome with the same
     length distribution; human proteins are longer: median ~415 vs yeast 314, so treat that as a lower bound);
@@ -41,8 +41,8 @@ from data.pairs import Pair  # noqa: E402
 from student.checkpoint import save_checkpoint  # noqa: E402
 from student.config import ModelConfig  # noqa: E402
 from student.model import StudentModel  # noqa: E402
-from student.predict import predict_pairs  # noqa: E402
-from student.screening.screen import ScreenConfig, _Screen, run_screen  # noqa: E402
+from student.inference import predict_pairs  # noqa: E402
+from student.screening.screen import ScreenConfig, Screener, run_screen  # noqa: E402
 
 YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast" / "seqs.fasta"
 HUMAN_PAIRS = 200_000_000
@@ -56,12 +56,12 @@ def untrained_checkpoint(path: Path, head: str) -> Path:
     return path
 
 
-def make_screen(checkpoint: Path, fasta: str, out: Path, exact: bool) -> _Screen:
+def make_screen(checkpoint: Path, fasta: str, out: Path, exact: bool) -> Screener:
     config = ScreenConfig(checkpoint=str(checkpoint), fasta=fasta, out=str(out), exact=exact, exact_below=0)
-    screen = _Screen(config, None, None)
+    screen = Screener(config, None, None)
     screen.setup()
     screen.state_dir.mkdir(parents=True, exist_ok=True)
-    screen._make_features()
+    screen.make_features()
     return screen
 
 
@@ -70,7 +70,7 @@ def spread(items: list, count: int) -> list:
     return [items[i] for i in index]
 
 
-def time_blocks(screen: _Screen, blocks: list) -> dict:
+def time_blocks(screen: Screener, blocks: list) -> dict:
     seconds = cpu = 0.0
     pairs = cells = exact = 0
     for block in blocks:
@@ -90,7 +90,7 @@ def time_blocks(screen: _Screen, blocks: list) -> dict:
             "cpu_seconds": round(cpu, 3), "projected_scoring_cpu_s": round(cpu / cells * all_cells, 1)}
 
 
-def time_predict(screen: _Screen, blocks: list, max_pairs: int, rng: np.random.Generator) -> dict:
+def time_predict(screen: Screener, blocks: list, max_pairs: int, rng: np.random.Generator) -> dict:
     plan = screen.plan
     pairs = []
     for block in blocks:
@@ -118,7 +118,7 @@ def speed(fasta: str, work: Path, n_blocks: int, max_predict: int) -> dict:
         if shared_features is None:  # same seed, same backbone: encode once for both heads
             everything = np.arange(len(coarse.set_a))
             start, start_cpu = time.perf_counter(), time.process_time()
-            coarse._encode(everything, everything)
+            coarse.encode(everything, everything)
             seconds = time.perf_counter() - start
             encode = {"proteins": len(everything), "residues": int(coarse.set_a.lengths.sum()),
                       "seconds": round(seconds, 2), "proteins_per_s": round(len(everything) / seconds, 1),
@@ -132,7 +132,7 @@ def speed(fasta: str, work: Path, n_blocks: int, max_predict: int) -> dict:
         coarse.features_a = coarse.features_b = shared_features
         exact.features_a = exact.features_b = shared_features
         start, start_cpu = time.perf_counter(), time.process_time()
-        coarse.config.coarse_threshold = coarse._coarse_threshold()
+        coarse.config.coarse_threshold = coarse.calibrate_coarse_threshold()
         threshold_s = time.perf_counter() - start
         threshold_cpu = time.process_time() - start_cpu
         result: dict = {}
@@ -167,12 +167,12 @@ def probe_memory(fasta: str, work: Path, n_blocks: int) -> dict:
     screen = make_screen(checkpoint, fasta, work / "probe.tsv", exact=False)
     everything = np.arange(len(screen.set_a))
     with torch.inference_mode():
-        screen._encode(everything, everything)
-        screen.config.coarse_threshold = screen._coarse_threshold()
+        screen.encode(everything, everything)
+        screen.config.coarse_threshold = screen.calibrate_coarse_threshold()
         kept = [screen.score_block(b)[0] for b in spread(screen.blocks, n_blocks)]
         records = np.concatenate(kept)
         records = records[np.argsort(-records["logit"])[:10000]]
-        screen._final_rows(records)
+        screen.final_rows(records)
     return {"max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
             "features_spilled": screen.spilled, "proteins": len(screen.set_a)}
 

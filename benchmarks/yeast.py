@@ -7,7 +7,7 @@ Settings (split x negatives), each split once (split seed 0) and written to --wo
   homology/published        MMseqs2 single-linkage groups (identity >= 0.3, coverage >= 0.8), split by group
   protein/degree-balanced   the yeast positives with degree-balanced negatives (ratio 10, seed 0)
   homology/degree-balanced
-For every setting, n_train and seed: the training part is subsampled (student.trainer.stratified_subsample, the
+For every setting, n_train and seed: the training part is subsampled (data.splits.stratified_subsample, the
 student's own subsampler, so both see the same pairs) and the baselines (student.evaluation.baselines) are fit on it and
 scored on the whole test part. The student (CE only: no teacher cache, alpha_map = beta_sem = 0) runs on the
 --student-* grid. Rows go to --csv as they finish (a re-run skips rows already there, so a killed run resumes).
@@ -41,7 +41,7 @@ from data.negatives import NegativesConfig, sample_negatives, write_negatives  #
 from data.pairs import Pair, read_pairs, write_pairs  # noqa: E402
 from data.splits import assign_splits, write_split  # noqa: E402
 from student.evaluation.baselines import evaluate_baselines  # noqa: E402
-from student.trainer import stratified_subsample  # noqa: E402
+from data.splits import stratified_subsample  # noqa: E402
 
 YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
 RESULTS = ROOT / "docs" / "results" / "yeast.csv"

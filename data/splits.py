@@ -161,3 +161,37 @@ def write_split(path: str | Path, result: SplitResult) -> Path:
         write_pairs(tmp, result.pairs, with_split=True)
     write_text_atomic(stats_path, json.dumps(result.stats, indent=2) + "\n")
     return stats_path
+
+
+def split_by(pairs: list[Pair], method: str, has_column: bool, source: str, valid_frac: float, test_frac: float,
+             seed: int) -> tuple[list[Pair], dict]:
+    """Pairs with .split set and the split statistics, by the pairs file's own column or by `assign_splits`.
+
+    method: auto (the column when `has_column`, else protein) | column | random | protein. `source` names the
+    pairs file in errors.
+    """
+    if method == "auto":
+        method = "column" if has_column else "protein"
+    if method == "column":
+        if not has_column:
+            raise UserError(f"{source} has no `split` column; use --split random or --split protein")
+        return pairs, {"method": "column", **split_stats(pairs)}
+    result = assign_splits(pairs, by=method, valid_frac=valid_frac, test_frac=test_frac, seed=seed)
+    return result.pairs, {"method": method, "valid_frac": valid_frac, "test_frac": test_frac, "seed": seed,
+                          **result.stats}
+
+
+def stratified_subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
+    """A seeded subsample of n pairs keeping the positive rate (each class present keeps at least one pair)."""
+    if n >= len(pairs):
+        return pairs
+    rng = np.random.default_rng([seed, 11])
+    labels = np.array([p.label for p in pairs])
+    members = {value: np.flatnonzero(labels == value) for value in (0, 1) if (labels == value).any()}
+    take = {value: max(1, int(round(n * len(idx) / len(pairs)))) for value, idx in members.items()}
+    while sum(take.values()) > max(n, len(take)):  # rounding overshoot: trim the larger class
+        largest = max(take, key=lambda v: take[v])
+        take[largest] -= 1
+    chosen = [int(i) for value, idx in members.items()
+              for i in rng.choice(idx, size=min(take[value], len(idx)), replace=False)]
+    return [pairs[i] for i in sorted(chosen)]

@@ -131,24 +131,28 @@ class StudentModel(nn.Module):
         return torch.stack([top[:, 0], top_mean, log_mean_exp], dim=1)
 
     # 3. classifier -------------------------------------------------------------------------------------------
-    def _logit(self, feat_a: torch.Tensor, mask_a: torch.Tensor, feat_b: torch.Tensor, mask_b: torch.Tensor,
-               map_logits: torch.Tensor | None) -> torch.Tensor:
-        logit = torch.zeros(feat_a.shape[0], device=feat_a.device)
+    def head(self, pooled_a: torch.Tensor, pooled_b: torch.Tensor, map_stats: torch.Tensor | None) -> torch.Tensor:
+        """Interaction logits (B,) from the pooled features (B, D) of both proteins (`pool`) and the map statistics
+        (B, 3) (`map_statistics`; None for the features head). The one classifier that training, `predict` and the
+        screener all call."""
+        logit = torch.zeros(pooled_a.shape[0], device=pooled_a.device)
         if self.config.head in ("features", "both"):
-            pooled_a, pooled_b = self.pool(feat_a, mask_a), self.pool(feat_b, mask_b)
             combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)  # (B, 2D), symmetric in A, B
             logit = logit + self.features_head(combined).squeeze(1).float()
+        if self.uses_map:
+            logit = logit + self.map_head(map_stats.to(pooled_a.dtype)).squeeze(1).float()
+        return logit
+
+    def classify(self, feat_a: torch.Tensor, mask_a: torch.Tensor, feat_b: torch.Tensor, mask_b: torch.Tensor,
+                 map_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Interaction logits (B,) from the features of both proteins (as returned by `encode`); `map_logits`
+        (from `interaction_map`) saves recomputing the map when the caller has it."""
+        stats = None
         if self.uses_map:
             if map_logits is None:
                 map_logits = self.interaction_map(feat_a, mask_a, feat_b, mask_b)
             stats = self.map_statistics(map_logits, mask_a, mask_b)
-            logit = logit + self.map_head(stats.to(feat_a.dtype)).squeeze(1).float()
-        return logit
-
-    def classify(self, feat_a: torch.Tensor, mask_a: torch.Tensor, feat_b: torch.Tensor,
-                 mask_b: torch.Tensor) -> torch.Tensor:
-        """Interaction logits (B,) from the features of both proteins (as returned by `encode`)."""
-        return self._logit(feat_a, mask_a, feat_b, mask_b, None)
+        return self.head(self.pool(feat_a, mask_a), self.pool(feat_b, mask_b), stats)
 
     def semantic_embedding(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Projection of a protein's mean-pooled features to the teacher's embedding size (B, E_teacher)."""
@@ -165,7 +169,7 @@ class StudentModel(nn.Module):
         feat = self.encode(tokens, mask)  # (2B, L, D)
         feat_a, feat_b = feat[:batch, :len_a], feat[batch:, :len_b]
         map_logits = self.interaction_map(feat_a, mask_a, feat_b, mask_b)
-        out = {"logit": self._logit(feat_a, mask_a, feat_b, mask_b, map_logits), "map": map_logits,
+        out = {"logit": self.classify(feat_a, mask_a, feat_b, mask_b, map_logits), "map": map_logits,
                "feat_a": feat_a, "feat_b": feat_b}
         if self.config.semantic_dim > 0:
             out["sem_a"] = self.semantic_embedding(feat_a, mask_a)

@@ -1,82 +1,19 @@
-"""Batched inference of a trained student: interaction probabilities and interaction maps of pairs.
+"""`predict`: a trained student's probabilities of a pairs file as TSV, its maps as HDF5 and heatmaps.
 
-Needs only a checkpoint and sequences: no teacher, and fair-esm is never imported (tests check it).
-
-    from student.checkpoint import load_checkpoint
-    from student.predict import predict_pairs
-    model, checkpoint = load_checkpoint("run/best.pt")
-    probs = predict_pairs(model, pairs)                       # (N,) float
-    probs, maps = predict_pairs(model, pairs, return_maps=True)  # maps[i]: (len(seq_a), len(seq_b)) probabilities
+Needs only a checkpoint and sequences: no teacher, and fair-esm is never imported (tests check it). The batched
+inference itself is `student.inference`.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from data.atomic import atomic_path
+from data.device import resolve_device
 from data.pairs import Pair
-from student.dataset import LengthBucketSampler, PairDataset, align_target, batch_sizes, collate_pairs
-from student.model import StudentModel
-
-
-def autocast_for(device: torch.device | str):
-    """bf16 autocast on CUDA, nothing elsewhere (bf16 on CPU is slower, ../shared/MEASURED.md)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def to_device(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
-    return {name: value.to(device, non_blocking=True) for name, value in batch.items()}
-
-
-@torch.no_grad()
-def iterate_predictions(model: StudentModel, dataset: PairDataset, batch_size: int = 64,
-                        device: torch.device | str = "cpu", with_maps: bool = False, workers: int = 0
-                        ) -> Iterator[tuple[int, float, float, np.ndarray | None]]:
-    """(pair index, probability, logit, map probabilities (La, Lb) or None) for every pair of `dataset`, in
-    length-sorted order. The model is used in eval mode; padding does not change any value."""
-    was_training = model.training
-    model.eval()
-    sampler = LengthBucketSampler(batch_sizes(dataset.lengths, dataset.max_len), batch_size, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=workers)
-    try:
-        for batch in loader:
-            batch = to_device(batch, device)
-            with autocast_for(device):
-                feat_a = model.encode(batch["tokens_a"], batch["mask_a"])
-                feat_b = model.encode(batch["tokens_b"], batch["mask_b"])
-                map_logits = model.interaction_map(feat_a, batch["mask_a"], feat_b, batch["mask_b"])
-                logits = model._logit(feat_a, batch["mask_a"], feat_b, batch["mask_b"],
-                                      map_logits if model.uses_map else None)
-            logits = logits.float().cpu().numpy()
-            probs = 1.0 / (1.0 + np.exp(-logits))
-            maps = torch.sigmoid(map_logits.float()).cpu().numpy() if with_maps else None
-            len_a = batch["mask_a"].sum(1).cpu().numpy()
-            len_b = batch["mask_b"].sum(1).cpu().numpy()
-            for row, index in enumerate(batch["index"].tolist()):
-                pair_map = maps[row, : len_a[row], : len_b[row]].copy() if maps is not None else None
-                yield index, float(probs[row]), float(logits[row]), pair_map
-    finally:
-        model.train(was_training)
-
-
-def predict_pairs(model: StudentModel, pairs: list[Pair], batch_size: int = 64, device: torch.device | str = "cpu",
-                  return_maps: bool = False) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
-    """Probabilities (N,) of `pairs` in their order; with return_maps also each pair's map probabilities."""
-    dataset = PairDataset(pairs)
-    probs = np.zeros(len(pairs), dtype=np.float64)
-    maps: list[np.ndarray | None] = [None] * len(pairs)
-    for index, prob, _, pair_map in iterate_predictions(model, dataset, batch_size, device, with_maps=return_maps):
-        probs[index] = prob
-        maps[index] = pair_map
-    return (probs, maps) if return_maps else probs  # type: ignore[return-value]
+from student.dataset import align_target
+from student.inference import predict_pairs
 
 
 def write_predictions(path: str | Path, pairs: list[Pair], probs: np.ndarray, threshold: float | None = None) -> Path:
@@ -125,7 +62,6 @@ def run_predict(config) -> dict:
     from data.fasta import read_fasta
     from data.pairs import read_pairs
     from student.checkpoint import load_checkpoint
-    from student.trainer import resolve_device
 
     device = resolve_device(config.device)
     model, checkpoint = load_checkpoint(config.checkpoint, device)

@@ -26,18 +26,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from data.atomic import atomic_path, write_text_atomic
+from data.device import autocast_for, resolve_device, to_device
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.keys import file_sha256
 from data.pairs import Pair, read_pairs
-from data.splits import assign_splits, split_stats
+from data.splits import split_by, stratified_subsample
 from student.checkpoint import read_checkpoint, save_checkpoint
 from student.config import RESUME_FREE_KEYS, TrainConfig
 from student.dataset import LengthBucketSampler, PairDataset, batch_sizes, check_cache, collate_pairs
-from student.losses import classification_loss, total_loss
-from student.evaluation.metrics import classification_metrics, map_agreement, pick_threshold, ranking_metrics
+from student.losses import total_loss
+from student.evaluation.metrics import pick_threshold
 from student.model import StudentModel, log_odds
-from student.predict import autocast_for, iterate_predictions, to_device
+from student.inference import evaluate_dataset
 from teacher_cache import TeacherCache
 
 log = logging.getLogger(__name__)
@@ -58,42 +59,12 @@ class RunData:
 
 
 # -- data ---------------------------------------------------------------------------------------------------------
-def stratified_subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
-    """A seeded subsample of n pairs keeping the positive rate (each class present keeps at least one pair)."""
-    if n >= len(pairs):
-        return pairs
-    rng = np.random.default_rng([seed, 11])
-    labels = np.array([p.label for p in pairs])
-    members = {value: np.flatnonzero(labels == value) for value in (0, 1) if (labels == value).any()}
-    take = {value: max(1, int(round(n * len(idx) / len(pairs)))) for value, idx in members.items()}
-    while sum(take.values()) > max(n, len(take)):  # rounding overshoot: trim the larger class
-        largest = max(take, key=lambda v: take[v])
-        take[largest] -= 1
-    chosen = [int(i) for value, idx in members.items()
-              for i in rng.choice(idx, size=min(take[value], len(idx)), replace=False)]
-    return [pairs[i] for i in sorted(chosen)]
-
-
-def split_pairs(pairs: list[Pair], config: TrainConfig, has_column: bool, source: str) -> tuple[list[Pair], dict]:
-    """Pairs with .split set, by the pairs file's column or data.splits.assign_splits, and the split statistics."""
-    method = config.split
-    if method == "auto":
-        method = "column" if has_column else "protein"
-    if method == "column":
-        if not has_column:
-            raise UserError(f"{source} has no `split` column; use --split random or --split protein")
-        return pairs, {"method": "column", **split_stats(pairs)}
-    result = assign_splits(pairs, by=method, valid_frac=config.valid_frac, test_frac=config.test_frac,
-                           seed=config.seed)
-    return result.pairs, {"method": method, "valid_frac": config.valid_frac, "test_frac": config.test_frac,
-                          "seed": config.seed, **result.stats}
-
-
 def load_run_data(config: TrainConfig) -> RunData:
     """Read FASTA and pairs, split them, subsample the training part, open and check the cache."""
     sequences = read_fasta(config.fasta)
     table = read_pairs(config.pairs, sequences, require_labels=True)
-    pairs, stats = split_pairs(table.pairs, config, table.has_split, config.pairs)
+    pairs, stats = split_by(table.pairs, config.split, table.has_split, config.pairs, config.valid_frac,
+                            config.test_frac, config.seed)
     parts = {name: [p for p in pairs if p.split == name] for name in ("train", "valid", "test")}
     if config.n_train is not None:
         parts["train"] = stratified_subsample(parts["train"], config.n_train, config.seed)
@@ -110,14 +81,6 @@ def load_run_data(config: TrainConfig) -> RunData:
         cache = TeacherCache.open(config.cache)
         check_cache(parts["train"] + parts["valid"] + parts["test"], cache, need_embeddings=config.beta_sem > 0)
     return RunData(parts["train"], parts["valid"], parts["test"], cache, stats, file_sha256(config.pairs))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def resolve_config(config: TrainConfig, data: RunData) -> TrainConfig:
@@ -199,35 +162,6 @@ def _comparable(config_dict: dict) -> dict:
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------------
-def evaluate_dataset(model: StudentModel, dataset: PairDataset, batch_size: int, device: torch.device,
-                     threshold: float | None = None, pos_weight: float | None = None, with_maps: bool = False,
-                     workers: int = 0) -> tuple[dict, np.ndarray]:
-    """Metrics of `model` on `dataset` (uncropped) and the probabilities in dataset order.
-
-    Without a threshold only ranking metrics and the (class-weighted) CE loss are computed (per-epoch validation);
-    with one, every classification metric, and with_maps the agreement with the teacher's maps.
-    """
-    n = len(dataset)
-    probs, logits = np.zeros(n), np.zeros(n)
-    agreement: list[tuple[np.ndarray, np.ndarray]] = []
-    for index, prob, logit, pair_map in iterate_predictions(model, dataset, batch_size, device,
-                                                           with_maps=with_maps, workers=workers):
-        probs[index], logits[index] = prob, logit
-        if pair_map is not None:
-            agreement.append((pair_map, dataset.target(index)))
-    labels = np.array([p.label for p in dataset.pairs], dtype=np.float64)
-    if threshold is None:
-        metrics = ranking_metrics(labels, probs)
-        metrics["n"] = n
-    else:
-        metrics = classification_metrics(labels, probs, threshold)
-    if n:
-        metrics["loss"] = float(classification_loss(torch.from_numpy(logits), torch.from_numpy(labels), pos_weight))
-    if with_maps and agreement:
-        metrics.update(map_agreement(agreement))
-    return metrics, probs
-
-
 # -- training -----------------------------------------------------------------------------------------------------
 def lr_factor(step: int, total: int, warmup_steps: int) -> float:
     """Linear warm-up to 1 over warmup_steps, then cosine decay to 0 at `total`."""

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -21,9 +21,6 @@ import numpy as np
 from data.keys import canonical_pair, sequence_key
 from teacher_cache.errors import CacheError, MissingEntryError
 from teacher_cache.schema import FORMAT_NAME, MAP_NAMES, SCHEMA_VERSION, StorageConfig
-
-if TYPE_CHECKING:  # the writer imports the reader at run time, not the other way round
-    from teacher_cache.writer import CacheBuilder
 
 
 @dataclass
@@ -282,23 +279,14 @@ class TeacherCache:
         meta["settings"] = self.settings
         return meta
 
+    def iter_proteins(self) -> Iterator[tuple[str, ProteinEntry]]:
+        """(sequence, entry) of every stored protein, file order."""
+        sequences = self.sequences()
+        for row, key in enumerate(self._protein_keys):
+            yield sequences[key], self._protein_entry(row)
+
     def iter_pairs(self) -> Iterator[tuple[str, str, PairMaps]]:
         """(key_a, key_b, maps) in stored (canonical) orientation, file order."""
         for row, (key_a, key_b) in enumerate(self._pair_keys):
             contact, attention = self._read_row(row)
             yield key_a, key_b, PairMaps(contact, attention, bool(self._pair_tiled[row]))
-
-    def copy_into(self, builder: "CacheBuilder") -> int:
-        """Add every entry not yet in `builder`; returns how many pairs were added."""
-        sequences = self.sequences()
-        for row, key in enumerate(self._protein_keys):
-            if key not in builder._protein_rows:
-                entry = self._protein_entry(row)
-                builder._add_protein_entry(key, sequences[key], entry.embedding, entry.residue_embedding,
-                                           entry.tiled)
-        added = 0
-        for key_a, key_b, maps in self.iter_pairs():
-            if (key_a, key_b) not in builder._pair_rows:
-                builder._add_pair_entry(key_a, key_b, maps.contact, maps.attention, maps.tiled)
-                added += 1
-        return added

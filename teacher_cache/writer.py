@@ -1,5 +1,5 @@
 """Writing caches: `CacheBuilder` builds a complete file under a temporary name and renames it into place, so a
-cache on disk is either complete or absent. `merge_caches` joins caches (shards, resumed parts, supersets).
+cache on disk is either complete or absent. Joining caches is `teacher_cache.merge`.
 
 Compression is the writer's main cost (a stage-one run on a GPU produces maps faster than one core can gzip them).
 For gzip storage the builder therefore compresses whole chunks itself, on a thread pool (zlib releases the GIL),
@@ -17,7 +17,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import h5py
 import numpy as np
@@ -180,6 +180,20 @@ class CacheBuilder:
         self._add_pair_entry(first, second, contact, attention, tiled)
         return True
 
+    def add_canonical_pair(self, key_a: str, key_b: str, contact: np.ndarray, attention: np.ndarray,
+                           tiled: bool = False) -> bool:
+        """Add maps stored under content keys in canonical orientation (key_a <= key_b, rows = key_a's residues), as
+        `TeacherCache.iter_pairs` yields them; returns False when the pair is already present."""
+        if key_a > key_b:
+            raise ValueError(f"pair {key_a[:12]}/{key_b[:12]}: keys not in canonical order")
+        if (key_a, key_b) in self._pair_rows:
+            return False
+        shape = np.shape(contact)
+        what = f"pair {key_a[:12]}/{key_b[:12]}"
+        self._add_pair_entry(key_a, key_b, _check_map("contact", contact, shape, what),
+                             _check_map("attention", attention, shape, what), tiled)
+        return True
+
     def _add_pair_entry(self, key_a: str, key_b: str, contact: np.ndarray, attention: np.ndarray,
                         tiled: bool) -> None:
         """Append maps already in canonical orientation (key_a <= key_b)."""
@@ -309,34 +323,3 @@ class CacheBuilder:
     @property
     def n_proteins(self) -> int:
         return len(self._protein_rows)
-
-
-def merge_caches(sources: Iterable[str | Path], out: str | Path, overwrite: bool = False,
-                 storage: StorageConfig | None = None) -> Path:
-    """Join caches with the same fingerprint into `out`; an entry present in several sources is taken once.
-
-    `out` may be one of the sources (it is replaced atomically at the end).
-    """
-    from teacher_cache.reader import TeacherCache  # reader imports nothing of the writer; avoid a cycle here
-
-    sources = [Path(s) for s in sources]
-    if not sources:
-        raise CacheError("nothing to merge: no source caches given")
-    caches = [TeacherCache.open(s) for s in sources]
-    try:
-        first = caches[0]
-        for cache in caches[1:]:
-            if cache.fingerprint != first.fingerprint:
-                raise CacheError(f"cannot merge {cache.path} into {first.path}: they were built with different "
-                                 f"teachers or settings (fingerprints {cache.fingerprint} vs {first.fingerprint})")
-        meta = first.meta_for_builder()
-        out = Path(out)
-        replacing_source = any(out.resolve() == s.resolve() for s in sources if s.exists())
-        builder = CacheBuilder(out, meta, storage or first.storage, overwrite=overwrite or replacing_source)
-        with builder:
-            for cache in caches:
-                cache.copy_into(builder)
-    finally:
-        for cache in caches:
-            cache.close()
-    return out

@@ -16,7 +16,7 @@ from cli import cli
 from data.fasta import read_fasta
 from data.pairs import read_pairs
 from student.checkpoint import load_checkpoint
-from student.predict import predict_pairs
+from student.inference import predict_pairs
 from tests.test_training import make_problem
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from data.pairs import Pair
 from student.checkpoint import load_checkpoint, save_checkpoint
 from student.config import ModelConfig
 from student.model import StudentModel
-from student.predict import predict_pairs
+from student.inference import predict_pairs
 from student.screening.screen import ScreenConfig, merge_screens, run_screen, state_dir_for
 from student.screening.plan import ProteinSet, ScreenPlan, length_groups, parse_shard
 from student.screening.results import TopK, candidates, rank_order, read_hits

@@ -151,7 +151,7 @@ def test_workers_read_the_cache_like_the_main_process(tmp_path: Path) -> None:
 
 def test_stratified_subsample_keeps_rate_and_seed() -> None:
     from data.pairs import Pair
-    from student.trainer import stratified_subsample
+    from data.splits import stratified_subsample
 
     pairs = [Pair(f"a{i}", f"b{i}", "A", "C", int(i % 4 == 0)) for i in range(100)]
     sub = stratified_subsample(pairs, 20, seed=3)

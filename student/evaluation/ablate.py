@@ -178,7 +178,7 @@ def contact_map_precision(checkpoint: Path, pairs: list[Pair], cache_path: str) 
     cache's contact map binarised at 0.5 (for a synthetic cache: exactly the planted contacts); None without any.
     """
     from student.checkpoint import load_checkpoint
-    from student.predict import predict_pairs
+    from student.inference import predict_pairs
     from teacher_cache import TeacherCache
 
     with TeacherCache.open(cache_path) as cache:

@@ -3,19 +3,18 @@ agreement of its maps with a teacher cache's maps, and trivial baselines beside 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-
 import numpy as np
 
+from data.device import resolve_device
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.keys import file_sha256
 from data.pairs import Pair, read_pairs
+from data.splits import split_by, stratified_subsample
 from student.checkpoint import load_checkpoint
 from student.config import EvaluateConfig, TrainConfig
 from student.dataset import PairDataset, check_cache
-from student.trainer import (evaluate_dataset, resolve_device, split_pairs,
-                             stratified_subsample)
+from student.inference import evaluate_dataset
 from teacher_cache import TeacherCache
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,8 @@ def select_split(pairs: list[Pair], has_column: bool, part: str | None, train_co
         if pairs_sha256 is not None and pairs_sha256 != file_sha256(path):
             log.warning("%s differs from the pairs file of the training run: its split is redone with the run's "
                         "settings, so the parts may differ from the run's", path)
-        split, _ = split_pairs(pairs, replace(train_config, split=method), False, path)
+        split, _ = split_by(pairs, method, False, path, train_config.valid_frac, train_config.test_frac,
+                            train_config.seed)
         how = f"the training run's {method} split, redone (seed {train_config.seed})"
     train = [p for p in split if p.split == "train"]
     if train_config.n_train is not None:

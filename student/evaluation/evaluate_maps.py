@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from data.atomic import atomic_path
+from data.device import resolve_device
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
@@ -214,15 +215,16 @@ def _cache_source(config: EvaluateMapsConfig) -> tuple[Callable[[list[ComplexCon
 def _student_source(config: EvaluateMapsConfig) -> tuple[Callable[[list[ComplexContacts]], list], str, bool]:
     from data.pairs import Pair
     from student.checkpoint import load_checkpoint
-    from student.predict import predict_pairs
+    from student.inference import predict_pairs
 
-    model, checkpoint = load_checkpoint(config.checkpoint, config.device)
+    device = resolve_device(config.device)
+    model, checkpoint = load_checkpoint(config.checkpoint, device)
     random_teacher = bool(checkpoint.get("train_config", {}).get("teacher_random_weights"))
     source = f"student {config.checkpoint} (sigmoid of its map logits)"
 
     def maps(complexes: list[ComplexContacts]) -> list:
         pairs = [Pair(c.row.id_a, c.row.id_b, c.seq_a, c.seq_b) for c in complexes]
-        _, predicted = predict_pairs(model, pairs, batch_size=config.batch_size, device=config.device,
+        _, predicted = predict_pairs(model, pairs, batch_size=config.batch_size, device=device,
                                      return_maps=True)
         return predicted
 

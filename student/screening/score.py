@@ -27,7 +27,6 @@ class BlockScorer:
     def __init__(self, model: StudentModel):
         self.model = model
         self.uses_map = model.uses_map
-        self.uses_features = model.config.head in ("features", "both")
         self.topk = model.config.map_topk
         dim = model.config.feature_dim
         self.row_scale = (model.map_scale.detach() * dim ** -0.5).float()
@@ -90,17 +89,6 @@ class BlockScorer:
         log_mean_exp = top_max + torch.log(sum_exp) - torch.log(n_valid.to(logits.dtype))
         return torch.stack([top_max, top_mean, log_mean_exp], dim=2)
 
-    def head_logits(self, stats: torch.Tensor | None, pooled_a: torch.Tensor, pooled_b: torch.Tensor) -> torch.Tensor:
-        """Interaction logits (P,) from map statistics (P, 3) and max-pooled features (P, D) of both proteins."""
-        model = self.model
-        logit = torch.zeros(pooled_a.shape[0], device=pooled_a.device)
-        if self.uses_features:
-            combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)  # (P, 2D)
-            logit = logit + model.features_head(combined).squeeze(1).float()
-        if self.uses_map:
-            logit = logit + model.map_head(stats.to(pooled_a.dtype)).squeeze(1).float()
-        return logit
-
     # 3. whole blocks and pair lists --------------------------------------------------------------------------
     @torch.no_grad()
     def score_block(self, feat_a: torch.Tensor | None, mask_a: torch.Tensor | None, pooled_a: torch.Tensor,
@@ -114,7 +102,7 @@ class BlockScorer:
             logits = self.block_map(feat_a, mask_a, feat_b, mask_b)
             n_valid = mask_a.sum(1)[:, None] * mask_b.sum(1)[None, :]  # (na, nb)
             stats = self.map_statistics(logits, n_valid, topk, in_place=True)[rows, cols]  # (na, nb, 3) => (P, 3)
-        return self.head_logits(stats, pooled_a[rows], pooled_b[cols])
+        return self.model.head(pooled_a[rows], pooled_b[cols], stats)
 
     @torch.no_grad()
     def score_pairs(self, feat_a: torch.Tensor, mask_a: torch.Tensor, pooled_a: torch.Tensor,
@@ -128,7 +116,7 @@ class BlockScorer:
         if self.uses_map:
             n_valid = (mask_a.sum(1) * mask_b.sum(1))[:, None]  # (P, 1)
             stats = self.map_statistics(maps, n_valid)[:, 0]  # (P, 1, 3) => (P, 3)
-        logits = self.head_logits(stats, pooled_a, pooled_b)
+        logits = self.model.head(pooled_a, pooled_b, stats)
         flat = maps.reshape(maps.shape[0], -1)  # (P, La, 1, Lb) => (P, La * Lb)
         return logits, flat.argmax(dim=1), (maps[:, :, 0] if with_maps else None)
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from data.atomic import atomic_path, write_text_atomic
+from data.device import resolve_device
 from data.errors import InputError, UserError
 from data.fasta import read_fasta
 from data.keys import file_sha256, sequence_key
@@ -166,7 +167,7 @@ def _load_state(path: Path) -> tuple[dict, np.ndarray] | None:
 
 
 # -- the screen --------------------------------------------------------------------------------------------------
-class _Screen:
+class Screener:
     def __init__(self, config: ScreenConfig, progress: ProgressFn | None,
                  after_block: Callable[[int], None] | None):
         self.config = config
@@ -174,12 +175,10 @@ class _Screen:
         self.after_block = after_block
         self.out = Path(config.out)
         self.state_dir = state_dir_for(self.out)
-        self.device = torch.device(config.device)
+        self.device = resolve_device(config.device)
 
     def setup(self) -> None:
         config = self.config
-        if config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda: CUDA is not available on this machine")
         if config.threads:
             torch.set_num_threads(config.threads)
         self.set_a, set_b = load_sets(config.fasta, config.fasta_b)
@@ -220,7 +219,7 @@ class _Screen:
             total += ProteinFeatures.nbytes_for(self.plan.set_b.lengths, dim, factor)
         return total
 
-    def _make_features(self) -> None:
+    def make_features(self) -> None:
         config = self.config
         budget = config.memory_gb * 1e9 - BASE_MEMORY - 12 * config.block_cells
         needed = self._needed_bytes()
@@ -235,7 +234,7 @@ class _Screen:
         self.features_b = (ProteinFeatures(self.plan.set_b.lengths, dim, factor, spill_dir, "b", config.coarse_pool)
                            if self.plan.bipartite else self.features_a)
 
-    def _encode(self, rows: np.ndarray, cols: np.ndarray) -> None:
+    def encode(self, rows: np.ndarray, cols: np.ndarray) -> None:
         rows = np.unique(rows)
         cols = np.unique(cols)
         todo_a = int((~self.features_a.done[rows]).sum())
@@ -259,11 +258,11 @@ class _Screen:
                                        replace=False)) if self.plan.bipartite else sample_a)
         return sample_a, sample_b
 
-    def _coarse_threshold(self) -> float:
+    def calibrate_coarse_threshold(self) -> float:
         """The coarse logit above which `rescore_fraction` of a fixed sample of pairs lies: all pairs among a seeded
         sample of proteins (the same in every shard), scored in length-sorted tiles like the blocks."""
         sample_a, sample_b = self._threshold_sample()
-        self._encode(sample_a, sample_b)
+        self.encode(sample_a, sample_b)
         groups_a = length_groups(self.plan.set_a.lengths[sample_a], self.plan.token_budget)
         groups_b = length_groups(self.plan.set_b.lengths[sample_b], self.plan.token_budget)
         values = []
@@ -368,7 +367,7 @@ class _Screen:
             raise UserError(f"{self.state_dir} holds an unfinished screen with other settings or inputs "
                             f"({', '.join(changed)}): rerun with the same ones, or use --overwrite to start afresh")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._make_features()
+        self.make_features()
 
         state = {"fingerprint": self.fingerprint, "next_block": 0, "pairs_done": 0, "pairs_exact": 0,
                  "hits": 0, "coarse_threshold": None, "seconds": 0.0}
@@ -391,11 +390,11 @@ class _Screen:
             need_rows.append(sample_a)
             need_cols.append(sample_b)
         empty = np.empty(0, dtype=np.int64)
-        self._encode(np.concatenate(need_rows) if need_rows else empty,
+        self.encode(np.concatenate(need_rows) if need_rows else empty,
                      np.concatenate(need_cols) if need_cols else empty)
         if config.mode == "coarse":
             if state["coarse_threshold"] is None:
-                state["coarse_threshold"] = self._coarse_threshold()
+                state["coarse_threshold"] = self.calibrate_coarse_threshold()
             config.coarse_threshold = state["coarse_threshold"]
 
         shard_pairs = sum(b.pairs for b in self.blocks)
@@ -433,7 +432,7 @@ class _Screen:
         kept = kept[rank_order(kept)]
         if config.top is not None:
             kept = kept[: config.top]
-        rows, maps = self._final_rows(kept)
+        rows, maps = self.final_rows(kept)
         write_hits(self.out, rows)
         if config.maps:
             write_maps(Path(config.maps), [Pair(r.id_a, r.id_b, "", "") for r in rows[: config.maps_top]],
@@ -451,7 +450,7 @@ class _Screen:
         shutil.rmtree(self.state_dir, ignore_errors=True)
         return summary
 
-    def _final_rows(self, kept: np.ndarray) -> tuple[list[HitRow], list[np.ndarray]]:
+    def final_rows(self, kept: np.ndarray) -> tuple[list[HitRow], list[np.ndarray]]:
         """Expand kept pairs to their id rows, best first; maps (oriented as id_a x id_b) of the top rows."""
         config = self.config
         rows_idx, cols_idx = kept["row"].astype(np.int64), kept["col"].astype(np.int64)
@@ -467,7 +466,7 @@ class _Screen:
         pair_maps: dict[int, np.ndarray] = {}
         info: dict[int, tuple[int, int, float]] = {}
         if used:
-            self._encode(rows_idx[used], cols_idx[used])
+            self.encode(rows_idx[used], cols_idx[used])
             for subset, want_maps in ((sorted(with_maps), True), (sorted(set(used) - with_maps), False)):
                 if not subset:
                     continue
@@ -521,7 +520,7 @@ def run_screen(config: ScreenConfig, progress: ProgressFn | None = None,
     progress(phase, advance, total) is called with phase "encode" (proteins) and "pairs";
     after_block(position) runs after each finished block (tests use it to interrupt a run)."""
     with torch.inference_mode():
-        return _Screen(config, progress, after_block).run()
+        return Screener(config, progress, after_block).run()
 
 
 # -- merge -------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import torch
 from esm.data import FastaBatchedDataset
 from esm.pretrained import load_model_and_alphabet_core
 
+from data.device import resolve_device
 from data.errors import UserError
 from data.keys import file_sha256
 
@@ -111,7 +112,7 @@ def resolve_model_files(model: str) -> tuple[str, Path, Path]:
 
 def load_teacher(model: str, device: str = "cpu", precision: str = "auto") -> "EsmTeacher":
     """Load an ESM-2 teacher from a hub name or a local checkpoint; see the module docstring."""
-    torch_device = _device(device)
+    torch_device = resolve_device(device)
     dtype = resolve_dtype(torch_device, precision)
     name, model_path, regression_path = resolve_model_files(model)
     model_data = load_checkpoint(model_path)
@@ -134,18 +135,6 @@ def load_teacher(model: str, device: str = "cpu", precision: str = "auto") -> "E
         random_weights=bool(model_data.get("random_weights", False)), num_layers=esm_model.num_layers,
         embed_dim=esm_model.embed_dim, attention_heads=esm_model.attention_heads)
     return EsmTeacher(esm_model, alphabet, info, torch_device, dtype)
-
-
-def _device(device: str) -> torch.device:
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device!r}: expected cpu, cuda or cuda:N") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here (use --device cpu)")
-    if torch_device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {device!r}: expected cpu, cuda or cuda:N")
-    return torch_device
 
 
 def resolve_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:

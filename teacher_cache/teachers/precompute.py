@@ -38,7 +38,8 @@ from teacher_cache.lock import CacheLock
 from teacher_cache.reader import TeacherCache
 from teacher_cache.schema import FORMAT_NAME, SCHEMA_VERSION, StorageConfig, fingerprint
 from teacher_cache.teachers.tiling import MapStitcher, RowStitcher, plan_chain, plan_pair
-from teacher_cache.writer import CacheBuilder, merge_caches
+from teacher_cache.merge import merge_caches
+from teacher_cache.writer import CacheBuilder
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,48 @@
+"""Joining caches of one teacher (shards, resumed parts, supersets) into one file, through the public reader and
+builder APIs: every entry is read back, checked and written again as `precompute` would have written it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from teacher_cache.errors import CacheError
+from teacher_cache.reader import TeacherCache
+from teacher_cache.schema import StorageConfig
+from teacher_cache.writer import CacheBuilder
+
+
+def copy_entries(cache: TeacherCache, builder: CacheBuilder) -> int:
+    """Add every protein and pair of `cache` that `builder` does not hold yet; returns how many pairs were added."""
+    for sequence, entry in cache.iter_proteins():
+        builder.add_protein(sequence, entry.embedding, entry.residue_embedding, entry.tiled)
+    added = 0
+    for key_a, key_b, maps in cache.iter_pairs():
+        added += builder.add_canonical_pair(key_a, key_b, maps.contact, maps.attention, maps.tiled)
+    return added
+
+
+def merge_caches(sources: Iterable[str | Path], out: str | Path, overwrite: bool = False,
+                 storage: StorageConfig | None = None) -> Path:
+    """Join caches with the same fingerprint into `out`; an entry present in several sources is taken once, from
+    the first. `out` may be one of the sources (it is replaced atomically at the end)."""
+    sources = [Path(s) for s in sources]
+    if not sources:
+        raise CacheError("nothing to merge: no source caches given")
+    caches = [TeacherCache.open(s) for s in sources]
+    try:
+        first = caches[0]
+        for cache in caches[1:]:
+            if cache.fingerprint != first.fingerprint:
+                raise CacheError(f"cannot merge {cache.path} into {first.path}: they were built with different "
+                                 f"teachers or settings (fingerprints {cache.fingerprint} vs {first.fingerprint})")
+        out = Path(out)
+        replacing_source = any(out.resolve() == s.resolve() for s in sources if s.exists())
+        builder = CacheBuilder(out, first.meta_for_builder(), storage or first.storage,
+                               overwrite=overwrite or replacing_source)
+        with builder:
+            for cache in caches:
+                copy_entries(cache, builder)
+    finally:
+        for cache in caches:
+            cache.close()
+    return out
