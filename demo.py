@@ -82,7 +82,7 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     # 3. stage two on the oracle cache; then the held-out test part beside the baselines
     run_dir = out / "run"
     train(TrainConfig(pairs=str(synth.pairs), fasta=str(synth.fasta), cache=str(synth.cache), out=str(run_dir),
-                      head="map", epochs=config.epochs, seed=config.seed, overwrite=config.overwrite,
+                      epochs=config.epochs, seed=config.seed, overwrite=config.overwrite,
                       model=ModelConfig(head="map")), progress=progress)
     report = evaluate(EvaluateConfig(checkpoint=str(run_dir / "best.pt"), pairs=str(synth.pairs),
                                      fasta=str(synth.fasta), cache=str(synth.cache), split="test", baselines=True))

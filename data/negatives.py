@@ -226,3 +226,15 @@ def write_negatives(path: str | Path, result: NegativesResult) -> Path:
         write_pairs(tmp, result.pairs)
     write_text_atomic(stats_path, json.dumps(result.stats, indent=2) + "\n")
     return stats_path
+
+
+def negatives_file(pairs_path: str | Path, fasta_path: str | Path, out: str | Path,
+                   config: NegativesConfig) -> tuple[NegativesResult, Path]:
+    """`negatives`: read the positives and the FASTA, draw negatives, write OUT and OUT.stats.json."""
+    from data.fasta import read_fasta
+    from data.pairs import read_pairs
+
+    sequences = read_fasta(fasta_path)
+    result = sample_negatives(read_pairs(pairs_path, sequences).pairs, sequences, config)
+    return result, write_negatives(out, result)
+

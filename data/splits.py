@@ -195,3 +195,23 @@ def stratified_subsample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
     chosen = [int(i) for value, idx in members.items()
               for i in rng.choice(idx, size=min(take[value], len(idx)), replace=False)]
     return [pairs[i] for i in sorted(chosen)]
+
+
+@dataclass
+class SplitRun:
+    result: SplitResult
+    stats_path: Path
+    pairs_read: int
+    conflicts_dropped: int
+
+
+def split_file(pairs_path: str | Path, fasta_path: str | Path, out: str | Path, config: SplitConfig,
+               drop_conflicts: bool = False) -> SplitRun:
+    """`split`: read a labelled pairs table and its FASTA, split it, write OUT with a split column and OUT.stats.json."""
+    from data.fasta import read_fasta
+    from data.pairs import read_pairs
+
+    table = read_pairs(pairs_path, read_fasta(fasta_path), require_labels=True, drop_conflicts=drop_conflicts)
+    result = make_split(table.pairs, config)
+    return SplitRun(result, write_split(out, result), len(table.pairs), table.conflicts_dropped)
+

@@ -7,10 +7,11 @@ Both are saved as plain dicts (`to_dict`) beside every artefact and rebuilt with
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from data.alphabet import VOCAB_SIZE
+from data.device import check_device
 from data.errors import UserError
 
 HEADS = ("features", "map", "both")
@@ -18,7 +19,6 @@ MAP_LOSSES = ("mse", "kl", "bce")
 MAP_TARGETS = ("contact", "attention")
 MAP_NORMS = ("mass", "mean")
 SPLITS = ("auto", "column", "random", "protein")
-DEVICES = ("cpu", "cuda", "auto")
 
 
 @dataclass
@@ -69,8 +69,6 @@ class TrainConfig:
     fasta: str = ""
     cache: str | None = None  # teacher cache; without one, training uses labels only (alpha_map = beta_sem = 0)
     out: str = ""
-    # model: `head`, when set, overrides model.head (so `TrainConfig(head="map")` works)
-    head: str | None = None
     # loss
     map_loss: str = "bce"  # bce (soft targets; default from docs/results.md section 1) | mse (the original) | kl
     map_target: str = "contact"  # contact | attention
@@ -87,7 +85,7 @@ class TrainConfig:
     max_len: int = 512  # training crops longer proteins to a random window of this length; evaluation never crops
     patience: int = 8  # epochs without a better validation AUPR before stopping
     seed: int = 0
-    device: str = "auto"  # cpu | cuda | auto (cuda when available); AMP (bf16) on cuda
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (data.device); AMP (bf16) on cuda
     workers: int = 0  # DataLoader worker processes
     preload: bool | None = None  # targets held in RAM: None = when they fit in `preload_max_cells`
     preload_max_cells: int = 50_000_000
@@ -110,22 +108,24 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
-        if self.head is not None:
-            self.model = replace(self.model, head=self.head)  # a copy: never mutate a shared ModelConfig
+        self.check_training_settings()
+        if self.n_train is not None and self.n_train < 2:
+            raise UserError("n-train must be at least 2")
+
+    def check_training_settings(self) -> None:
+        """The checks of every setting but the inputs and `n_train` (shared with the ablation's config)."""
         for name, value, allowed in (("map_loss", self.map_loss, MAP_LOSSES),
                                      ("map_target", self.map_target, MAP_TARGETS),
-                                     ("map_norm", self.map_norm, MAP_NORMS), ("split", self.split, SPLITS),
-                                     ("device", self.device, DEVICES)):
+                                     ("map_norm", self.map_norm, MAP_NORMS), ("split", self.split, SPLITS)):
             if value not in allowed:
                 raise UserError(f"unknown {name.replace('_', '-')} {value!r} (one of {', '.join(allowed)})")
+        check_device(self.device)
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError("epochs and batch size must be at least 1")
         if self.max_len < 8:
             raise UserError(f"max-len {self.max_len} is too short (at least 8)")
         if self.alpha_map < 0 or self.beta_sem < 0:
             raise UserError("alpha-map and beta-sem must not be negative")
-        if self.n_train is not None and self.n_train < 2:
-            raise UserError("n-train must be at least 2")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -152,7 +152,11 @@ class EvaluateConfig:
     split: str | None = None  # train | valid | test: evaluate only that part (column, or the run's split redone)
     baselines: bool = False
     batch_size: int = 64
-    device: str = "cpu"
+    device: str = "auto"
+    json: str | None = None  # also write the result as JSON here
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
 
 
 @dataclass
@@ -166,4 +170,7 @@ class PredictConfig:
     plot_max: int = 20  # heatmaps of at most this many pairs (the first ones of the pairs file)
     cache: str | None = None  # teacher cache: plots show the teacher's map beside the student's
     batch_size: int = 64
-    device: str = "cpu"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_device(self.device)

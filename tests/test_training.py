@@ -125,7 +125,8 @@ def test_refuses_cache_of_other_sequences(tmp_path: Path) -> None:
 def test_protein_split_and_subsample(tmp_path: Path) -> None:
     files = make_problem(tmp_path, n_pairs=60, with_split=False)
     results = train(tiny_config(files, tmp_path / "run", epochs=1, split="protein", valid_frac=0.2,
-                                test_frac=0.2, n_train=8, map_loss="bce", map_norm="mean", head="map"))
+                                test_frac=0.2, n_train=8, map_loss="bce", map_norm="mean",
+                                model=replace(TINY_MODEL, head="map")))
     assert results["split"]["method"] == "protein"
     assert results["train_pairs"] == min(8, results["split"]["train"]["pairs"])
     with pytest.raises(UserError, match="split"):

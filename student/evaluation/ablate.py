@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,67 +28,18 @@ from data.atomic import atomic_path, write_text_atomic
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.pairs import Pair, read_pairs
-from student.config import HEADS, MAP_LOSSES, MAP_NORMS, MAP_TARGETS, ModelConfig, TrainConfig
+from student.config import HEADS, TrainConfig
+from student.evaluation.config import LOSS_SETTINGS, SHARED_SETTING_NAMES, AblateConfig
 from student.evaluation.map_metrics import default_k, top_k_precision
 
-LOSS_SETTINGS = ("ce", "ce+sem", "ce+map", "ce+map+sem")
 KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train", "seed")
 RESULT_COLUMNS = KEY_COLUMNS + ("aupr", "auroc", "map_top_l5", "valid_aupr", "valid_auroc", "valid_map_top_l5",
                                 "epochs", "best_epoch", "seconds", "student_code")
-# The modules whose content decides a run's result; their hash goes into every row (`student_code`).
-STUDENT_CODE = ("config.py", "model.py", "losses.py", "dataset.py", "trainer.py", "metrics.py", "predict.py")
-# Settings in ablate.json that change what every run means: a results.csv is only extended under the same ones.
-SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "map_target", "epochs", "batch_size", "lr", "patience", "max_len",
-                        "model")
-
+# The modules whose content decides a run's result; their hash goes into every row (`student_code`). Named as
+# modules, so a module that moves fails loudly here instead of hashing as empty.
+STUDENT_CODE = ("data.splits", "student.config", "student.model", "student.losses", "student.dataset",
+                "student.trainer", "student.inference", "student.evaluation.metrics")
 TrainFn = Callable[[TrainConfig], dict]
-
-
-@dataclass
-class AblateConfig:
-    pairs: str
-    fasta: str
-    cache: str
-    out: str
-    heads: tuple[str, ...] = HEADS
-    losses: tuple[str, ...] = LOSS_SETTINGS
-    n_train: tuple[int, ...] = (250, 500, 1000, 2000)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    map_loss: str = "bce"
-    map_norm: str = "mass"
-    map_target: str = "contact"
-    alpha_map: float = 1.0
-    beta_sem: float = 0.1
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    patience: int = 30
-    max_len: int = 512
-    device: str = "cpu"
-    threads: int | None = None  # torch.set_num_threads for the whole ablation (None: leave torch's default)
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(embed_dim=32, channels=(64, 64),
-                                                                   kernel_sizes=(5, 5), hidden=32))
-
-    def __post_init__(self) -> None:
-        for name, values, allowed in (("head", self.heads, HEADS), ("losses", self.losses, LOSS_SETTINGS)):
-            unknown = [v for v in values if v not in allowed]
-            if unknown or not values:
-                raise UserError(f"unknown or missing {name} {', '.join(unknown)} (choose from {', '.join(allowed)})")
-        for name, value, allowed in (("map-loss", self.map_loss, MAP_LOSSES), ("map-norm", self.map_norm, MAP_NORMS),
-                                     ("map-target", self.map_target, MAP_TARGETS)):
-            if value not in allowed:
-                raise UserError(f"unknown {name} {value!r} (one of {', '.join(allowed)})")
-        if not self.n_train or any(n < 2 for n in self.n_train) or not self.seeds:
-            raise UserError("need at least one training-set size (each >= 2) and one seed")
-        if self.alpha_map <= 0 and any("map" in loss for loss in self.losses):
-            raise UserError("a grid with a map loss term needs alpha-map > 0")
-        if self.beta_sem <= 0 and any("sem" in loss for loss in self.losses):
-            raise UserError("a grid with a semantic loss term needs beta-sem > 0")
-
-    def shared_settings(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["model"] = self.model.to_dict()
-        return {name: values[name] for name in SHARED_SETTING_NAMES}
 
 
 @dataclass(frozen=True)
@@ -148,13 +100,13 @@ def grid(config: AblateConfig) -> list[RunSpec]:
 
 
 def train_config(config: AblateConfig, spec: RunSpec, run_dir: Path) -> TrainConfig:
-    model = ModelConfig.from_dict({**config.model.to_dict(), "head": spec.head})
-    return TrainConfig(pairs=config.pairs, fasta=config.fasta, cache=config.cache, out=str(run_dir), head=spec.head,
-                       map_loss=spec.map_loss or config.map_loss, map_target=config.map_target,
-                       map_norm=spec.map_norm or config.map_norm, alpha_map=spec.alpha_map, beta_sem=spec.beta_sem,
-                       epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience,
-                       max_len=config.max_len, seed=spec.seed, device=config.device, split="column",
-                       n_train=spec.n_train, overwrite=True, model=model)
+    """The TrainConfig of one run: the ablation's shared settings, the run's grid point on top."""
+    shared = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
+    shared.update(out=str(run_dir), model=replace(config.model, head=spec.head),
+                  map_loss=spec.map_loss or config.map_loss, map_norm=spec.map_norm or config.map_norm,
+                  alpha_map=spec.alpha_map, beta_sem=spec.beta_sem, seed=spec.seed, split="column",
+                  n_train=spec.n_train, overwrite=True, resume=False)
+    return TrainConfig(**shared)
 
 
 def _metric(metrics: dict | None, name: str) -> str:
@@ -165,11 +117,11 @@ def _metric(metrics: dict | None, name: str) -> str:
 
 
 def student_code_hash() -> str:
-    """First 12 hex digits of the SHA-256 over the student modules that decide a run's result."""
+    """First 12 hex digits of the SHA-256 over the source files of the modules that decide a run's result."""
     digest = hashlib.sha256()
     for name in STUDENT_CODE:
-        path = Path(__file__).with_name(name)
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"") + b"\0")
+        source = Path(importlib.import_module(name).__file__).read_bytes()
+        digest.update(name.encode() + b"\0" + source + b"\0")
     return digest.hexdigest()[:12]
 
 

@@ -2,9 +2,11 @@
 agreement of its maps with a teacher cache's maps, and trivial baselines beside it (`student.evaluation.baselines`)."""
 from __future__ import annotations
 
+import json
 import logging
 import numpy as np
 
+from data.atomic import write_text_atomic
 from data.device import resolve_device
 from data.errors import UserError
 from data.fasta import read_fasta
@@ -81,8 +83,10 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.baselines:
         if train_pairs is None:
             raise UserError("--baselines needs the training part: use a pairs file with a split column or --split")
-        from student.evaluation.baselines import evaluate_baselines  # written by another helper; imported only when asked
+        from student.evaluation.baselines import evaluate_baselines  # scikit-learn, imported only when asked
 
         result["baselines"] = evaluate_baselines(train_pairs, pairs)
         result["baseline_train_pairs"] = len(train_pairs)
+    if config.json:
+        write_text_atomic(config.json, json.dumps(result, indent=2) + "\n")
     return result

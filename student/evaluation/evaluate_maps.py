@@ -22,38 +22,14 @@ from data.device import resolve_device
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
+from student.evaluation.config import EvaluateMapsConfig
 from student.evaluation.map_metrics import contact_density, default_k, interface_recall, map_aupr, top_k_precision
 
 log = logging.getLogger(__name__)
 
-MAP_NAMES = ("contact", "attention")
 METRICS = ("precision_top_l5", "precision_top10", "aupr", "interface_recall")
 CHANCE = {"precision_top_l5": "density", "precision_top10": "density", "aupr": "density",
           "interface_recall": "interface_recall_chance"}
-
-
-@dataclass
-class EvaluateMapsConfig:
-    structures: str = ""  # manifest: id_a id_b structure_a structure_b [chains_a chains_b]
-    cache: str | None = None  # a teacher cache to score ...
-    checkpoint: str | None = None  # ... or a trained student
-    fasta: str | None = None  # sequences the maps are indexed by; None: the structures' own sequences
-    map_name: str = "contact"  # which cache map to score (contact | attention)
-    plot: str | None = None  # folder for one PNG per complex
-    out: str | None = None  # per-complex TSV
-    cutoff: float = DEFAULT_CUTOFF
-    top_n: int = 10
-    min_identity: float = 0.5
-    device: str = "cpu"
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if bool(self.cache) == bool(self.checkpoint):
-            raise UserError("give exactly one of --cache (score a teacher cache) or --checkpoint (score a student)")
-        if self.map_name not in MAP_NAMES:
-            raise UserError(f"unknown map {self.map_name!r} (one of {', '.join(MAP_NAMES)})")
-        if self.cutoff <= 0 or self.top_n < 1:
-            raise UserError("cutoff must be positive and top-n at least 1")
 
 
 @dataclass

@@ -126,9 +126,6 @@ def coarse_topk(topk: int, factor: int) -> int:
     return max(1, math.ceil(topk / factor ** 2))
 
 
-COARSE_POOLS = ("max", "mean")
-
-
 def coarsen(feat: np.ndarray, factor: int, pool: str = "max") -> np.ndarray:
     """Features pooled over consecutive windows of `factor` residues: (L, D) => (ceil(L / factor), D).
 

@@ -31,6 +31,7 @@ from esm.data import FastaBatchedDataset
 from esm.pretrained import load_model_and_alphabet_core
 
 from data.device import resolve_device
+from teacher_cache.teachers.config import RandomTeacherConfig
 from data.errors import UserError
 from data.keys import file_sha256
 
@@ -404,3 +405,19 @@ def write_random_esm2(directory: str | Path, num_layers: int = 2, embed_dim: int
                model_path)
     torch.save({"model": regression}, directory / f"{name}-contact-regression.pt")
     return model_path
+
+
+def write_random_teacher(config: "RandomTeacherConfig") -> Path:
+    """`random-teacher`: write a random-weight ESM-2 of `config.arch` into `config.out`; returns the model file,
+    which `precompute --model` takes as it is (its -contact-regression.pt lies beside it)."""
+    if config.arch not in ARCHITECTURES:
+        raise UserError(f"--arch {config.arch!r}: expected one of {', '.join(ARCHITECTURES)}")
+    num_layers, embed_dim, heads = ARCHITECTURES[config.arch]
+    name = f"esm2_{config.arch}_random"
+    directory = Path(config.out)
+    targets = [directory / f"{name}.pt", directory / f"{name}-contact-regression.pt"]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not config.overwrite:
+        raise UserError(f"{', '.join(existing)} already exist(s): pass --overwrite to replace")
+    return write_random_esm2(directory, num_layers=num_layers, embed_dim=embed_dim, attention_heads=heads,
+                             seed=config.seed, name=name)

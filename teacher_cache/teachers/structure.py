@@ -43,6 +43,7 @@ from data.keys import canonical_pair, sequence_key
 from data.pairs import read_pairs
 from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
 from teacher_cache.schema import StorageConfig
+from teacher_cache.teachers.config import StructureCacheConfig
 from teacher_cache.writer import CacheBuilder
 
 log = logging.getLogger(__name__)
@@ -50,28 +51,6 @@ log = logging.getLogger(__name__)
 COMPOSITION_LETTERS = RESIDUES[:20]  # the 20 standard residues, in the project alphabet's order
 ATTENTION_FLOOR = 1.0 / 255.0
 STRUCTURE_MODEL = "structure-contacts"
-
-
-@dataclass
-class StructureCacheConfig:
-    structures: str = ""  # manifest: id_a id_b structure_a structure_b [chains_a chains_b]
-    out: str = ""
-    fasta: str | None = None  # sequences to align the structures to; None: the structures' own sequences
-    fasta_out: str | None = None  # write the structures' own sequences here (only without `fasta`)
-    cutoff: float = DEFAULT_CUTOFF  # angstrom, C-beta distance below which two residues are in contact
-    soft_width: float = 1.0  # angstrom, width of the sigmoid in the attention map
-    min_identity: float = 0.5  # minimum identity of a structure-to-sequence alignment
-    negatives: str | None = None  # pairs table; its label-0 pairs are added with all-zero maps
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.fasta and self.fasta_out:
-            raise UserError("give either --fasta (align structures to these sequences) or --fasta-out (write the "
-                            "structures' own sequences), not both")
-        if self.cutoff <= 0 or self.soft_width <= 0:
-            raise UserError(f"cutoff and soft width must be positive (got {self.cutoff}, {self.soft_width})")
-        if not 0 <= self.min_identity <= 1:
-            raise UserError(f"min identity must be in [0, 1] (got {self.min_identity})")
 
 
 @dataclass
