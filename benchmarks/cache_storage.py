@@ -11,14 +11,12 @@ Per variant: stored bytes per map cell (each map dataset, and the whole file per
 read latency of one pair (`TeacherCache.pair`) in random order (median and p95; the file is in the OS page cache,
 just written), and fidelity against the float32 original (max and mean absolute error, top-L/5 overlap).
 
-    python benchmarks/cache_storage.py --n-pairs 200 --json cache_storage.json
+    python -m benchmarks.cache_storage --n-pairs 200 --json cache_storage.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,14 +26,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import SHARED_DATA, load_average, write_result
+from data.alphabet import RESIDUES
+from student.evaluation.map_metrics import default_k, top_k_overlap
+from teacher_cache import CacheBuilder, StorageConfig, TeacherCache
 
-from data.alphabet import RESIDUES  # noqa: E402
-from student.evaluation.map_metrics import default_k, top_k_overlap  # noqa: E402
-from teacher_cache import CacheBuilder, StorageConfig, TeacherCache  # noqa: E402
-
-YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
+YEAST = SHARED_DATA / "dscript-yeast"
 
 
 class _Fletcher32Storage(StorageConfig):
@@ -144,8 +140,7 @@ def random_esm_workload(pairs: list[tuple[str, str]], arch: str, workdir: Path
     import torch
 
     from teacher_cache.teachers.config import DEFAULT_LINKER
-    from teacher_cache.teachers.esm_runner import load_teacher
-    from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
+    from teacher_cache.teachers.esm_runner import ARCHITECTURES, load_teacher, write_random_esm2
 
     layers, dim, heads = ARCHITECTURES[arch]
     model_path = write_random_esm2(workdir / "model", layers, dim, heads, seed=0, name=f"esm2_{arch}_random")
@@ -266,8 +261,7 @@ def main() -> None:
             parser.error(f"unknown variants {unknown}; known: {list(VARIANTS)}")
         variants = {v: VARIANTS[v] for v in wanted}
     rng = np.random.default_rng(args.seed)
-    load_before = os.getloadavg()
-    print(f"load average before: {load_before[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
+    print(f"load average before: {load_average()} (1 min) on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         workdir = Path(tmp)
         use_yeast = args.lengths == "yeast"
@@ -302,13 +296,8 @@ def main() -> None:
         print()
         print(markdown_table(rows))
     if args.json:
-        setup = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": platform.platform(),
-                 "cpu_count": os.cpu_count(), "python": platform.python_version(), "h5py": h5py.__version__,
-                 "hdf5": h5py.version.hdf5_version,
-                 "load_average_before": load_before, "load_average_after": load_after, "shaped_source": source, "esm_arch": args.esm_arch,
-                 "esm_random_weights": True}
-        args.json.write_text(json.dumps({"setup": setup, "rows": [asdict(r) for r in rows]}, indent=1))
-        print(f"wrote {args.json}")
+        setup = {"shaped_source": source, "esm_arch": args.esm_arch, "esm_random_weights": True}
+        write_result(args.json, {"setup": setup, "rows": [asdict(r) for r in rows]})
 
 
 if __name__ == "__main__":

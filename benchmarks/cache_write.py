@@ -8,7 +8,7 @@ benchmarks/cache_storage.py) go through `CacheBuilder` with the default storage 
 Rows run in alternating order over --rounds rounds; each row gives wall seconds, pairs/s and process CPU seconds
 summed over rounds, and every file is checked to decode to the same values.
 
-    python benchmarks/cache_write.py --n-pairs 200 --json bench_out/cache_write.json
+    python -m benchmarks.cache_write --n-pairs 200 --json bench_out/cache_write.json
 
 A stage-one run cannot store pairs faster than its writer: compare pairs/s here with the teacher's pairs/s
 (benchmarks/precompute.py, benchmarks/roofline.py).
@@ -16,9 +16,7 @@ A stage-one run cannot store pairs faster than its writer: compare pairs/s here 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +24,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from cache_storage import shaped_workload, yeast_or_generated_pairs  # noqa: E402
-from teacher_cache import CacheBuilder  # noqa: E402
-from teacher_cache.writer import default_compression_threads  # noqa: E402
+from benchmarks.cache_storage import shaped_workload, yeast_or_generated_pairs
+from benchmarks.common import write_result
+from teacher_cache import CacheBuilder
+from teacher_cache.writer import default_compression_threads
 
 META = dict(teacher="synthetic", model="cache-write-benchmark", embedding_dim=8, random_weights=True,
             settings={"generator": "benchmarks/cache_write.py"})
@@ -103,11 +98,8 @@ def main() -> None:
         print(f"{name} vs hdf5 filter: {base / totals[name]['seconds']:.2f}x pairs/s")
     print("every variant decodes to identical stored values")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"command": " ".join(sys.argv), "n_pairs": args.n_pairs,
-                                         "rounds": args.rounds, "cells_per_map": cells, "source": source,
-                                         "cpu_count": os.cpu_count(), "rows": totals}, indent=1))
-        print(f"wrote {args.json}")
+        write_result(args.json, {"n_pairs": args.n_pairs, "rounds": args.rounds, "cells_per_map": cells,
+                                 "source": source, "rows": totals})
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ rows of docs/results/db55.csv:
             (structure teacher, BCE, mass-normalised); test AUPR beside chance and trivial baselines, and the
             student's top-L/5 map precision on the held-out positive complexes beside their contact density.
 
-    python benchmarks/db55.py contacts
-    python benchmarks/db55.py teacher [--model PATH_OR_HUB_NAME]
-    python benchmarks/db55.py student --seeds 0,1,2 --epochs 30
+    python -m benchmarks.db55 contacts
+    python -m benchmarks.db55 teacher [--model PATH_OR_HUB_NAME]
+    python -m benchmarks.db55 student --seeds 0,1,2 --epochs 30
 """
 from __future__ import annotations
 
@@ -33,16 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import ROOT, SHARED_DATA
+from data.fasta import read_fasta
+from data.keys import canonical_pair, sequence_key
+from data.pairs import read_pairs, write_pairs
+from data.structure import contact_map, read_side
+from student.evaluation.evaluate_maps import EvaluateMapsConfig, evaluate_maps
 
-from data.fasta import read_fasta  # noqa: E402
-from data.keys import canonical_pair, sequence_key  # noqa: E402
-from data.pairs import read_pairs, write_pairs  # noqa: E402
-from data.structure import contact_map, read_side  # noqa: E402
-from student.evaluation.evaluate_maps import EvaluateMapsConfig, evaluate_maps  # noqa: E402
-
-DB55 = ROOT.parent / "shared" / "data" / "db55"
+DB55 = SHARED_DATA / "db55"
 RESULTS = ROOT / "docs" / "results" / "db55.csv"
 COLUMNS = ["part", "model", "seed", "metric", "value", "chance", "n", "note"]
 

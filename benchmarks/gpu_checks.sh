@@ -33,12 +33,12 @@ status=0
 echo "== 1. gpu-marked tests"
 python3 -m pytest -q -m gpu tests/test_runner.py -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt" || status=1
 echo "== 2. roofline: $arch on $device, $n_pairs pairs, $tokens tokens per batch"
-python3 benchmarks/roofline.py --arch "$arch" --device "$device" --n-pairs "$n_pairs" --tokens-per-batch "$tokens" \
+python3 -m benchmarks.roofline --arch "$arch" --device "$device" --n-pairs "$n_pairs" --tokens-per-batch "$tokens" \
   --peak-tflops "$peak" --json "$out/roofline.json" 2>&1 | tee "$out/roofline.txt" || status=1
 echo "== 3. precompute end to end: $arch on $device, $((4 * n_pairs)) pairs, --tokens-per-batch auto"
-python3 benchmarks/yeast_stage_one.py --arch "$arch" --device "$device" --n-pairs $((4 * n_pairs)) \
+python3 -m benchmarks.yeast_stage_one --arch "$arch" --device "$device" --n-pairs $((4 * n_pairs)) \
   --tokens-per-batch auto --json "$out/stage_one.json" 2>&1 | tee "$out/stage_one.txt" || status=1
 echo "== 4. cache writer: HDF5's pipeline vs chunks compressed on a thread pool"
-python3 benchmarks/cache_write.py --n-pairs 200 --json "$out/cache_write.json" 2>&1 | tee "$out/cache_write.txt" \
+python3 -m benchmarks.cache_write --n-pairs 200 --json "$out/cache_write.json" 2>&1 | tee "$out/cache_write.txt" \
   || status=1
 exit $status

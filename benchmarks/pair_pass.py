@@ -6,25 +6,20 @@ A RANDOMLY INITIALISED ESM-2 of a real architecture (timings do not depend on th
   fair-esm return_contacts  model(tokens, return_contacts=True): all layers' attention stacked, contact head
   ours fp32 / ours bf16     EsmTeacher.pair_maps: layer by layer, only the A x B block (teacher_cache.teachers.esm_runner)
 
-    python benchmarks/pair_pass.py --arch t12 --threads 1
-    python benchmarks/pair_pass.py --arch t12 --threads 1 --keep-heap   # as `cli.py precompute` runs (allocator)
+    python -m benchmarks.pair_pass --arch t12 --threads 1
+    python -m benchmarks.pair_pass --arch t12 --threads 1 --keep-heap   # as `cli.py precompute` runs (allocator)
 
 Each configuration is timed in this one process, one after the other; compare ratios within one run.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import median_seconds
 
 
 def main() -> None:
@@ -59,13 +54,7 @@ def main() -> None:
     model = teacher.model
 
     def timed(call) -> float:
-        call()
-        times = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
+        return median_seconds(call, repeats=args.repeats, warmup=1)
 
     with torch.no_grad():
         rows = {

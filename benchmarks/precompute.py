@@ -16,7 +16,7 @@ HDF5. The model is a RANDOMLY INITIALISED ESM-2 of a real architecture (t12 = es
 Each runs in its own subprocess; peak memory is that child's ru_maxrss (os.wait4). Pairs are drawn from the yeast
 set (../shared/data/dscript-yeast) and kept short enough (A + linker + B <= 1022) that neither side tiles.
 
-    python benchmarks/precompute.py --n-pairs 12 --arch t12 --toks-per-batch 1024 --json precompute.json
+    python -m benchmarks.precompute --n-pairs 12 --arch t12 --toks-per-batch 1024 --json precompute.json
 
 Both sides get the same token budget per batch (--toks-per-batch, 1024 by default; see its help for why not 4096)
 and the same torch thread count. Timings on a shared CPU are dominated by the other jobs: run it on an idle machine
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
+from benchmarks.common import ROOT, SHARED_DATA, load_average, module_command, peak_rss_mb, write_result
+
+YEAST = SHARED_DATA / "dscript-yeast"
 LINKER = "G" * 25
 MAX_RESIDUES = 1022  # fair-esm's usual truncation length; pairs longer than this are not drawn
 
@@ -45,7 +45,6 @@ MAX_RESIDUES = 1022  # fair-esm's usual truncation length; pairs longer than thi
 # -- inputs ---------------------------------------------------------------------------------------------------------
 def draw_pairs(n_pairs: int, seed: int, workdir: Path) -> tuple[Path, Path, list[tuple[str, str]]]:
     """Write seqs.fasta and pairs.tsv of n distinct yeast pairs (by content) that need no tiling."""
-    sys.path.insert(0, str(ROOT))
     from data.fasta import read_fasta, write_fasta
     from data.keys import canonical_pair, sequence_key
 
@@ -89,7 +88,6 @@ def yeast_token_mix() -> float | None:
     """Protein-pass tokens per pair-pass token when the whole yeast set is precomputed (None without the set)."""
     if not (YEAST / "seqs.fasta").exists():
         return None
-    sys.path.insert(0, str(ROOT))
     from data.fasta import read_fasta
 
     sequences = read_fasta(YEAST / "seqs.fasta")
@@ -167,7 +165,6 @@ def run_reference(model_path: str, fasta: str, table: str, out: str, toks_per_ba
 
 
 def run_ours(model_path: str, fasta: str, table: str, out: str, toks_per_batch: int) -> dict:
-    sys.path.insert(0, str(ROOT))
     from teacher_cache.teachers.config import PrecomputeConfig
     from teacher_cache.teachers.precompute import run_precompute
 
@@ -181,20 +178,17 @@ def run_ours(model_path: str, fasta: str, table: str, out: str, toks_per_batch: 
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    import resource
-
     import torch
 
     torch.set_num_threads(args.threads)
     if args.allocator == "reuse":
-        sys.path.insert(0, str(ROOT))
         from data.allocator import keep_freed_memory
 
         if not keep_freed_memory():
             raise SystemExit("--allocator reuse needs glibc")
     run = run_reference if args.worker == "reference" else run_ours
     report = run(args.model, args.fasta_path, args.table_path, args.out, args.toks_per_batch)
-    report["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report["self_maxrss_kb"] = round(peak_rss_mb() * 1024)
     print("RESULT " + json.dumps(report))
 
 
@@ -211,9 +205,9 @@ ALLOCATORS = ("glibc", "reuse")
 def measure(which: str, allocator: str, model: Path, fasta: Path, table: Path, workdir: Path,
             args: argparse.Namespace) -> dict:
     out = workdir / f"{which}-{allocator}.h5"
-    command = [sys.executable, __file__, "--worker", which, "--model", str(model), "--fasta-path", str(fasta),
-               "--table-path", str(table), "--out", str(out), "--toks-per-batch", str(args.toks_per_batch),
-               "--threads", str(args.threads), "--allocator", allocator]
+    command = module_command("precompute", "--worker", which, "--model", model, "--fasta-path", fasta,
+                             "--table-path", table, "--out", out, "--toks-per-batch", args.toks_per_batch,
+                             "--threads", args.threads, "--allocator", allocator)
     stdout_path, stderr_path = workdir / f"{which}-{allocator}.stdout", workdir / f"{which}-{allocator}.stderr"
     env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
     started = time.perf_counter()
@@ -228,7 +222,7 @@ def measure(which: str, allocator: str, model: Path, fasta: Path, table: Path, w
                          f"{stderr_path.read_text()[-3000:]}")
     report = json.loads(stdout.split("RESULT ", 1)[1])
     report["process_wall_seconds"] = wall
-    report["peak_rss_mb"] = usage.ru_maxrss / 1024
+    report["peak_rss_mb"] = peak_rss_mb(usage)
     report["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # less sensitive than wall time to a shared CPU
     report["out_bytes"] = out.stat().st_size
     report["allocator"] = allocator
@@ -239,7 +233,6 @@ def compare_outputs(pairs: list[tuple[str, str]], workdir: Path) -> dict:
     """Largest difference between the two sides' stored maps (both float16 on disk)."""
     import h5py
 
-    sys.path.insert(0, str(ROOT))
     from teacher_cache import TeacherCache
 
     worst = {"contact": 0.0, "attention": 0.0}
@@ -286,7 +279,6 @@ def main() -> None:
         worker_main(args)
         return
 
-    sys.path.insert(0, str(ROOT))
     from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -300,8 +292,7 @@ def main() -> None:
               f"{max(len(a) + len(b) + len(LINKER) + 2 for a, b in pairs)}), RANDOM-WEIGHT ESM-2 {args.arch} "
               f"({layers} layers, embed {dim}, {heads} heads), {args.threads} threads, toks_per_batch "
               f"{args.toks_per_batch}")
-        load_before = os.getloadavg()
-        print(f"load average before: {load_before[0]:.1f} (1 min) on {os.cpu_count()} CPUs")
+        print(f"load average before: {load_average()} (1 min) on {os.cpu_count()} CPUs")
         runs = [("reference", "glibc"), ("ours", "glibc"), ("ours", "reuse")]
         if args.reference_reuse:
             runs.append(("reference", "reuse"))
@@ -371,17 +362,13 @@ def main() -> None:
           "keep_freed_memory() (glibc mallopt), which `cli.py precompute` applies. Random weights: these numbers say "
           "nothing about map quality.")
     if args.json:
-        setup = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "machine": platform.platform(),
-                 "cpu_count": os.cpu_count(), "arch": args.arch, "random_weights": True, "n_pairs": len(pairs),
-                 "n_proteins": n_proteins, "pair_tokens": pair_tokens, "threads": args.threads,
-                 "toks_per_batch": args.toks_per_batch, "load_average_before": load_before,
-                 "load_average_after": load_after}
-        args.json.write_text(json.dumps({
+        setup = {"arch": args.arch, "random_weights": True, "n_pairs": len(pairs), "n_proteins": n_proteins,
+                 "pair_tokens": pair_tokens, "threads": args.threads, "toks_per_batch": args.toks_per_batch}
+        write_result(args.json, {
             "setup": setup, "reference": reference, "ours": results["reuse"]["ours"], **shipped,
             "comparisons": comparisons, "runs": results, "max_map_difference": difference,
             "yeast_protein_tokens_per_pair_token": mix,
-            "projected_model_time_ratio_at_yeast_mix": projected}, indent=1))
-        print(f"wrote {args.json}")
+            "projected_model_time_ratio_at_yeast_mix": projected})
 
 
 if __name__ == "__main__":

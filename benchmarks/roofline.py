@@ -16,16 +16,12 @@ O(heads T^2) and is not counted. "GEMM peak" is an (n x n) @ (n x n) matrix mult
 same run (what this device and torch reach on a large dense multiply); --peak-tflops adds the fraction of a
 datasheet figure (e.g. 989 for an H100/H200's dense bf16).
 
-    python benchmarks/roofline.py --arch t12 --device cpu --n-pairs 8 --tokens-per-batch 1024
-    python benchmarks/roofline.py --arch t33 --device cuda --n-pairs 256 --peak-tflops 989 --json roofline.json
+    python -m benchmarks.roofline --arch t12 --device cpu --n-pairs 8 --tokens-per-batch 1024
+    python -m benchmarks.roofline --arch t33 --device cuda --n-pairs 256 --peak-tflops 989 --json roofline.json
 """
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,24 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.common import cpu_model, median_seconds, write_result
+
 LINKER = "G" * 25
 
 
 def pass_flops(tokens: int, layers: int, embed_dim: int) -> float:
     """Matrix-multiply FLOPs of one ESM-2 forward pass over `tokens` real tokens (see the module docstring)."""
     return layers * (24.0 * tokens * embed_dim ** 2 + 4.0 * tokens ** 2 * embed_dim)
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "CPU"
 
 
 def synchronize(device: torch.device) -> None:
@@ -61,15 +47,8 @@ def synchronize(device: torch.device) -> None:
 def gemm_tflops(device: torch.device, dtype: torch.dtype, n: int, repeats: int = 5) -> float:
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    a @ b
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        synchronize(device)
-        times.append(time.perf_counter() - started)
-    return 2.0 * n ** 3 / statistics.median(times) / 1e12
+    seconds = median_seconds(lambda: a @ b, repeats=repeats, warmup=1, sync=lambda: synchronize(device))
+    return 2.0 * n ** 3 / seconds / 1e12
 
 
 def timed_batches(batches: list[list[tuple[str, str]]], run, device: torch.device) -> tuple[float, int]:
@@ -107,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    from cache_storage import yeast_or_generated_pairs
+    from benchmarks.cache_storage import yeast_or_generated_pairs
     from data.allocator import keep_freed_memory
     from teacher_cache.teachers.esm_runner import ARCHITECTURES, batch_indices, load_teacher, to_host, write_random_esm2
 
@@ -159,7 +138,7 @@ def main() -> None:
         if args.peak_tflops:
             row["fraction_of_datasheet_peak"] = row["tflops"] / args.peak_tflops
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {args.threads} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {args.threads} threads"
     print(f"RANDOM-WEIGHT ESM-2 {args.arch} ({layers} layers, embed {dim}, {heads} heads) on {device} ({where}); "
           f"{len(timed_pairs)} timed pairs ({source}) in {len(batches) - 1} batches ({timed_tokens:,} tokens, "
           f"{flops / 1e12:.2f} TFLOP), --tokens-per-batch {args.tokens_per_batch}")
@@ -178,12 +157,9 @@ def main() -> None:
     print("peak MB: CUDA max_memory_allocated during the timed batches (not measured on CPU; see "
           "benchmarks/precompute.py). Random weights: these numbers say nothing about map quality.")
     if args.json:
-        args.json.write_text(json.dumps({"command": " ".join(sys.argv), "arch": args.arch, "device": str(device),
-                                         "where": where, "random_weights": True, "pairs_from": source,
-                                         "timed_pairs": len(timed_pairs),
-                                         "timed_tokens": timed_tokens, "flops": flops, "gemm_tflops": gemm,
-                                         "gemm_n": gemm_n, "runs": rows}, indent=1))
-        print(f"wrote {args.json}")
+        write_result(args.json, {"arch": args.arch, "device": str(device), "where": where, "random_weights": True,
+                                 "pairs_from": source, "timed_pairs": len(timed_pairs), "timed_tokens": timed_tokens,
+                                 "flops": flops, "gemm_tflops": gemm, "gemm_n": gemm_n, "runs": rows})
 
 
 if __name__ == "__main__":

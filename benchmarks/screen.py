@@ -15,17 +15,13 @@ Recall (needs a trained checkpoint, e.g. a student trained on `cli.py synth` dat
 figure meaningless): on all pairs among the first --recall-proteins proteins of --recall-fasta, the share of the
 exact top-1000 that the coarse mode reports in its top 1000, per re-score fraction.
 
-    python benchmarks/screen.py --json screen.json --recall-checkpoint run/best.pt --recall-fasta synth/seqs.fasta
+    python -m benchmarks.screen --json screen.json --recall-checkpoint run/best.pt --recall-fasta synth/seqs.fasta
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,18 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import ROOT, SHARED_DATA, load_average, machine, module_command, peak_rss_mb, write_result
+from data.fasta import read_fasta, write_fasta
+from data.pairs import Pair
+from student.checkpoint import save_checkpoint
+from student.config import ModelConfig
+from student.inference import predict_pairs
+from student.model import StudentModel
+from student.screening.screen import ScreenConfig, Screener, run_screen
 
-from data.fasta import read_fasta, write_fasta  # noqa: E402
-from data.pairs import Pair  # noqa: E402
-from student.checkpoint import save_checkpoint  # noqa: E402
-from student.config import ModelConfig  # noqa: E402
-from student.model import StudentModel  # noqa: E402
-from student.inference import predict_pairs  # noqa: E402
-from student.screening.screen import ScreenConfig, Screener, run_screen  # noqa: E402
-
-YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast" / "seqs.fasta"
+YEAST = SHARED_DATA / "dscript-yeast" / "seqs.fasta"
 HUMAN_PAIRS = 200_000_000
 
 
@@ -173,7 +167,7 @@ def probe_memory(fasta: str, work: Path, n_blocks: int) -> dict:
         records = np.concatenate(kept)
         records = records[np.argsort(-records["logit"])[:10000]]
         screen.final_rows(records)
-    return {"max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
+    return {"max_rss_gb": round(peak_rss_mb() * 1024 / 1e6, 3),  # KiB / 1e6: the unit this field has always had
             "features_spilled": screen.spilled, "proteins": len(screen.set_a)}
 
 
@@ -204,10 +198,6 @@ def recall(checkpoint: str, fasta: str, n_proteins: int, fractions: list[float],
     return out
 
 
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fasta", default=str(YEAST))
@@ -228,28 +218,24 @@ def main() -> None:
         if args.probe:
             print(json.dumps(probe_memory(args.fasta, work, args.blocks)))
             return
-        result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                                    "torch_threads": args.threads, "torch": torch.__version__,
-                                    "load_average_start": load_average()},
-                        "fasta": args.fasta, "model": "untrained default ModelConfig() (speed only), seed 0"}
+        result: dict = {"fasta": args.fasta, "model": "untrained default ModelConfig() (speed only), seed 0"}
         if not args.skip_speed:
             result["speed"] = speed(args.fasta, work, args.blocks, args.max_predict)
-            probe = subprocess.run([sys.executable, __file__, "--probe", "--fasta", args.fasta, "--threads",
-                                    str(args.threads), "--blocks", "8"], capture_output=True, text=True, check=True)
+            probe = subprocess.run(module_command("screen", "--probe", "--fasta", Path(args.fasta).resolve(),
+                                                  "--threads", args.threads, "--blocks", 8),
+                                   capture_output=True, text=True, check=True, cwd=ROOT)
             result["memory"] = json.loads(probe.stdout.strip().splitlines()[-1])
         if args.recall_checkpoint and args.recall_fasta:
             fractions = [float(f) for f in args.recall_fractions.split(",")]
             result["recall"] = recall(args.recall_checkpoint, args.recall_fasta, args.recall_proteins, fractions,
                                       work, top=1000)
-        result["machine"]["load_average_end"] = load_average()
     print_table(result)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        write_result(args.json, result)
 
 
 def print_table(result: dict) -> None:
-    print(f"machine: {result['machine']}")
+    print(f"machine: {machine()}, torch threads {torch.get_num_threads()}, load average {load_average()} (1 min)")
     if "speed" in result:
         encode = result["speed"]["encode"]
         print(f"encode: {encode['proteins']} proteins ({encode['residues']} residues) in {encode['seconds']} s "

@@ -14,17 +14,14 @@ from a log-normal with the yeast set's median (314) and spread. Training crops t
 
 The cache and preloaded loops run --rounds times each, in alternating order, and their steps are summed.
 
-    python benchmarks/train.py --json benchmarks/out/train.json
-    python benchmarks/train.py --keep-heap --json benchmarks/out/train_keep.json   # the allocator `train` uses
+    python -m benchmarks.train --json benchmarks/out/train.json
+    python -m benchmarks.train --keep-heap --json benchmarks/out/train_keep.json   # the allocator `train` uses
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,18 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data.alphabet import RESIDUES  # noqa: E402
-from data.pairs import Pair  # noqa: E402
-from student.config import ModelConfig, TrainConfig  # noqa: E402
-from student.dataset import LengthBucketSampler, PairDataset, batch_sizes, collate_pairs  # noqa: E402
-from student.losses import total_loss  # noqa: E402
-from student.model import StudentModel  # noqa: E402
-from teacher_cache import CacheBuilder, TeacherCache  # noqa: E402
+from benchmarks.common import SHARED_DATA, load_average, peak_rss_mb, write_result
+from data.alphabet import RESIDUES
+from data.pairs import Pair
+from student.config import ModelConfig, TrainConfig
+from student.dataset import LengthBucketSampler, PairDataset, batch_sizes, collate_pairs
+from student.losses import total_loss
+from student.model import StudentModel
+from teacher_cache import CacheBuilder, TeacherCache
 
 TEACHER_CHUNK = 2  # pairs per teacher forward in the online loop
-DEFAULT_FASTA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "dscript-yeast" / "seqs.fasta"
+DEFAULT_FASTA = SHARED_DATA / "dscript-yeast" / "seqs.fasta"
 
 
 def draw_lengths(rng: np.random.Generator, n: int, fasta: Path | None) -> np.ndarray:
@@ -134,7 +130,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--max-len", type=int, default=TrainConfig().max_len)
     parser.add_argument("--teacher-arch", default="t6", help="random ESM-2 architecture of the online teacher "
-                        "(tests/esm_fixtures.ARCHITECTURES); 'none' skips the online loop")
+                        "(teacher_cache.teachers.esm_runner.ARCHITECTURES); 'none' skips the online loop")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fasta", type=Path, default=DEFAULT_FASTA, help="lengths drawn from this FASTA")
     parser.add_argument("--project-pairs", type=int, default=10_000)
@@ -154,9 +150,9 @@ def main() -> None:
     config = TrainConfig(batch_size=args.batch_size, max_len=args.max_len)
     embedding_dim = 320
     model_config = ModelConfig(semantic_dim=embedding_dim, map_bias_init=-2.0)
-    results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {args.threads}",
-                     "allocator": "heap kept" if args.keep_heap else "glibc default",
-                     "load_average_start": os.getloadavg(), "n_pairs": args.n_pairs, "rounds": args.rounds,
+    load_start = load_average()
+    results: dict = {"allocator": "heap kept" if args.keep_heap else "glibc default",
+                     "n_pairs": args.n_pairs, "rounds": args.rounds,
                      "batch_size": args.batch_size,
                      "max_len": args.max_len, "model": model_config.to_dict(),
                      "lengths_from": str(args.fasta) if args.fasta and args.fasta.exists() else "lognormal(314)",
@@ -180,8 +176,7 @@ def main() -> None:
                 else:
                     results[name] = run
         if args.teacher_arch != "none":
-            from teacher_cache.teachers.esm_runner import load_teacher
-            from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
+            from teacher_cache.teachers.esm_runner import ARCHITECTURES, load_teacher, write_random_esm2
 
             layers, dim, heads = ARCHITECTURES[args.teacher_arch]
             model_path = write_random_esm2(Path(tmp) / "esm", num_layers=layers, embed_dim=dim,
@@ -198,8 +193,7 @@ def main() -> None:
         results["online_teacher_ratio"] = per_pair["online"] / per_pair["cache"]
     results["projected_epoch_seconds"] = {name: value * args.project_pairs for name, value in per_pair.items()}
     results["project_pairs"] = args.project_pairs
-    results["load_average_end"] = os.getloadavg()
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["peak_rss_mb"] = peak_rss_mb()
 
     print(f"{'loop':<10} {'pairs':>6} {'seconds':>9} {'fetch s':>8} {'teacher s':>9} {'pairs/s':>8} "
           f"{'epoch of ' + str(args.project_pairs):>16}")
@@ -212,13 +206,11 @@ def main() -> None:
     if "online_teacher_ratio" in results:
         print(f"online_teacher_ratio = online / cache = {results['online_teacher_ratio']:.2f} "
               f"({results['online']['teacher']}; RANDOM weights, real architecture)")
-    print(f"machine: {results['machine']}; allocator: {results['allocator']}; peak RSS "
-          f"{results['peak_rss_mb']:.0f} MB; load average {results['load_average_start'][0]:.1f} -> "
-          f"{results['load_average_end'][0]:.1f} (other processes share these cores)")
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch threads {args.threads}; allocator: "
+          f"{results['allocator']}; peak RSS {results['peak_rss_mb']:.0f} MB; load average {load_start} -> "
+          f"{load_average()} (other processes share these cores)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_result(args.json, results)
 
 
 if __name__ == "__main__":

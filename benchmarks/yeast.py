@@ -15,8 +15,8 @@ scored on the whole test part. The student (CE only: no teacher cache, alpha_map
 Before splitting, the published table is cleaned: 5 rows labelled 0 repeat a positive pair by sequence content
 (ids differ); they are dropped (and counted), as are exact content duplicates.
 
-    python benchmarks/yeast.py                                    # baselines, full grid
-    python benchmarks/yeast.py --student-n-train 500,2000 --student-seeds 0,1,2 --student-epochs 5
+    python -m benchmarks.yeast                                    # baselines, full grid
+    python -m benchmarks.yeast --student-n-train 500,2000 --student-seeds 0,1,2 --student-epochs 5
 """
 from __future__ import annotations
 
@@ -25,25 +25,21 @@ import csv
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import ROOT, SHARED_DATA
+from data.fasta import read_fasta
+from data.homology import HomologyConfig, cluster_sequences
+from data.keys import sequence_key
+from data.negatives import NegativesConfig, sample_negatives, write_negatives
+from data.pairs import Pair, read_pairs, write_pairs
+from data.splits import assign_splits, stratified_subsample, write_split
+from student.evaluation.baselines import evaluate_baselines
 
-from data.fasta import read_fasta  # noqa: E402
-from data.keys import sequence_key  # noqa: E402
-from data.homology import HomologyConfig, cluster_sequences  # noqa: E402
-from data.negatives import NegativesConfig, sample_negatives, write_negatives  # noqa: E402
-from data.pairs import Pair, read_pairs, write_pairs  # noqa: E402
-from data.splits import assign_splits, write_split  # noqa: E402
-from student.evaluation.baselines import evaluate_baselines  # noqa: E402
-from data.splits import stratified_subsample  # noqa: E402
-
-YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
+YEAST = SHARED_DATA / "dscript-yeast"
 RESULTS = ROOT / "docs" / "results" / "yeast.csv"
 COLUMNS = ["dataset", "split", "negatives", "model", "n_train", "seed", "aupr", "auroc", "chance_aupr", "n_test",
            "train_pairs", "epochs", "seconds", "machine", "note"]

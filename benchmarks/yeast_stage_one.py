@@ -1,8 +1,8 @@
 """Stage one on real yeast sequences with a RANDOM-weight ESM-2 of a real architecture: exercises and times the
 `precompute` path (tiling, batching, writing). The maps carry no biological signal: a random teacher.
 
-    python benchmarks/yeast_stage_one.py --n-pairs 20 --arch t6 --json bench_out/yeast_stage_one.json
-    python benchmarks/yeast_stage_one.py --n-pairs 500 --arch t33 --device cuda --tokens-per-batch auto
+    python -m benchmarks.yeast_stage_one --n-pairs 20 --arch t6 --json bench_out/yeast_stage_one.json
+    python -m benchmarks.yeast_stage_one --n-pairs 500 --arch t33 --device cuda --tokens-per-batch auto
 
 Without the yeast set (../shared/data/dscript-yeast, absent on a machine that only has the repository, such as a
 lent GPU machine) it generates sequences with the yeast set's median length (314) and spread, and pairs them at
@@ -13,25 +13,21 @@ Prints one table: pairs, proteins, tokens, tiled pairs, seconds, pairs/s and tok
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import SHARED_DATA, write_result
+from data.fasta import read_fasta, write_fasta
+from data.pairs import write_pairs
+from teacher_cache import TeacherCache
+from teacher_cache.teachers.config import PrecomputeConfig
+from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2
+from teacher_cache.teachers.precompute import run_precompute
 
-from data.fasta import read_fasta, write_fasta  # noqa: E402
-from data.pairs import write_pairs  # noqa: E402
-from teacher_cache import TeacherCache  # noqa: E402
-from teacher_cache.teachers.config import PrecomputeConfig  # noqa: E402
-from teacher_cache.teachers.precompute import run_precompute  # noqa: E402
-from teacher_cache.teachers.esm_runner import ARCHITECTURES, write_random_esm2  # noqa: E402
-
-YEAST = ROOT.parent / "shared" / "data" / "dscript-yeast"
+YEAST = SHARED_DATA / "dscript-yeast"
 
 
 def generated(n_pairs: int, seed: int = 0) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
@@ -109,15 +105,13 @@ def main() -> None:
         "pairs_per_s": round(result.pairs_computed / result.pair_seconds, 3) if result.pair_seconds else None,
         "tokens_per_s": round(result.tokens / result.compute_seconds, 1) if result.compute_seconds else None,
         "cache_bytes_per_pair": round(info["file_bytes"] / max(1, info["n_pairs"])),
-        "machine": where,
     }
-    width = max(len(k) for k in row)
+    width = max(len(k) for k in [*row, "machine"])
     print("stage one on yeast pairs -- RANDOM TEACHER: timings only, the maps carry no signal")
-    for key, value in row.items():
+    for key, value in [*row.items(), ("machine", where)]:  # the machine: in the result file's provenance block
         print(f"  {key:<{width}}  {value}")
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(row, indent=2))
+        write_result(args.json_out, row)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The data layer: alphabet, FASTA and pairs IO with validation, content keys, splits, synthetic data.
+"""The data layer: alphabet, FASTA and pairs IO with validation, content keys, splits and subsamples, negatives,
+synthetic data, structures; and the process helpers every stage shares (device names, allocator).
 
-Imports nothing else of the project.
+The bottom layer: imports nothing else of the project (torch only late, inside `device`).
 """
 from data.alphabet import PAD_INDEX, RESIDUES, VOCAB_SIZE, encode, encode_batch
 from data.errors import InputError, UserError

@@ -207,7 +207,8 @@ class SplitRun:
 
 def split_file(pairs_path: str | Path, fasta_path: str | Path, out: str | Path, config: SplitConfig,
                drop_conflicts: bool = False) -> SplitRun:
-    """`split`: read a labelled pairs table and its FASTA, split it, write OUT with a split column and OUT.stats.json."""
+    """`split`: read a labelled pairs table and its FASTA, split it, write OUT (with a split column) and
+    OUT.stats.json."""
     from data.fasta import read_fasta
     from data.pairs import read_pairs
 

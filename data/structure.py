@@ -6,7 +6,7 @@ the PDB chemical-component table we use to map modified residues to their parent
 columns 73-80 ignored (segment id, element, charge): legacy files put serial numbers there, which gemmi would
 otherwise reject as a charge, and none of those columns matters here.
 
-Residue definition (the one of ../shared/data/db55/README.md, re-implemented):
+Residue definition (the one of the DB5.5 data set's README, re-implemented; docs/results.md, "DB5.5"):
 - only the first model; atoms are grouped by (chain, sequence number, insertion code) in file order, and
   consecutive groups with the same number (microheterogeneity) count once, under the first one's name;
 - alternate locations: the first record of each atom name wins;

@@ -21,8 +21,8 @@ How a data set is drawn (all from one seed):
    same parts. Proteins are random and never repeat (no sequence occurs twice), so a pair split is a protein split.
 
 The oracle teacher cache (planted contacts as the contact map, a noisy copy as attention, embeddings from a fixed
-projection of composition and motif) is written by `teacher_cache.teachers.synthetic`; this module only draws the data and
-writes FASTA and pairs files.
+projection of composition and motif) is written by `teacher_cache.teachers.synthetic`; this module only draws the
+data and writes FASTA and pairs files.
 """
 from __future__ import annotations
 

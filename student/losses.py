@@ -2,9 +2,9 @@
 
 The map loss is taken over real residue cells only (`valid`), and only for pairs that carry a target. Planted or
 real inter-chain contacts fill well under 1% of a map, so an average over all cells would make the map term vanish
-next to the label loss (../shared/MEASURED.md). `norm="mass"` (the default) therefore sums the per-cell loss and
-divides by the teacher map's total mass, so a pair's map term is of order one whatever its sparsity. A pair whose
-map is (nearly) empty, e.g. a negative of the planted benchmark, is divided by the mass a map of its size holds on
+next to the label loss (docs/results.md, section 1, "What this shows"). `norm="mass"` (the default) therefore sums
+the per-cell loss and divides by the teacher map's total mass, so a pair's map term is of order one whatever its
+sparsity. A pair whose map is (nearly) empty, e.g. a negative of the planted benchmark, is divided by the mass a map of its size holds on
 average instead (`mean_density` x cells, the training set's mean teacher value), and never by less than 1;
 `norm="mean"` is the original average over cells. For `kl` the teacher's rows (and columns) are distributions
 over the partner's residues; rows are weighted by their teacher mass ("mass") or equally ("mean").

@@ -7,7 +7,7 @@ import pytest
 from data.errors import UserError
 from data.pairs import Pair
 from student.evaluation.baselines import BASELINES, composition, evaluate_baselines, score_baselines
-from tests.conftest import STANDARD
+from tests.helpers import STANDARD
 
 HYDROPHOBIC = "LAVIFMW"
 

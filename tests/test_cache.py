@@ -16,7 +16,7 @@ from data.keys import canonical_pair, sequence_key
 from teacher_cache import CacheBuilder, CacheError, MissingEntryError, StorageConfig, TeacherCache, merge_caches
 from teacher_cache.lock import CacheLock
 from teacher_cache.verify import verify_cache
-from tests.conftest import random_sequence, write_random_cache
+from tests.helpers import random_sequence, write_random_cache
 
 META = dict(teacher="esm2", model="esm2_t6_8M_UR50D", weights_sha256="0" * 64, random_weights=True,
             embedding_dim=6, settings={"linker": "G" * 25, "layers": "all"})
@@ -644,10 +644,10 @@ def test_storage_benchmark_runs(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "storage.json"
-    result = subprocess.run([sys.executable, str(root / "benchmarks" / "cache_storage.py"), "--n-pairs", "3",
+    result = subprocess.run([sys.executable, "-m", "benchmarks.cache_storage", "--n-pairs", "3",
                              "--reads", "5", "--esm-pairs", "0", "--lengths", "generated", "--variants",
                              "float16 gzip4 shuffle (default),uint8 gzip4", "--json", str(out)],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, cwd=root)
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert [r["variant"] for r in rows] == ["float16 gzip4 shuffle (default)", "uint8 gzip4"]

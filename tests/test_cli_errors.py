@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import random_sequence, write_random_cache
+from tests.helpers import random_sequence, write_random_cache
 from teacher_cache.teachers.esm_runner import write_random_esm2
 
 GOOD_FASTA = (">a\nMKTAYIAKQRQISFVKSHFSRQ\n>b\nGLLVVKQEWWTR\n>c\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n"

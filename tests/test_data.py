@@ -15,7 +15,7 @@ from data.fasta import read_fasta, write_fasta
 from data.keys import canonical_pair, sequence_key
 from data.pairs import Pair, read_pairs, write_pairs
 from data.splits import assign_splits
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 
 def where(path: Path, line: int | None = None) -> str:

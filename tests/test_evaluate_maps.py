@@ -13,7 +13,7 @@ from student.evaluation.evaluate_maps import (EvaluateMapsConfig, evaluate_maps,
                                    summarise)
 from student.evaluation.map_metrics import default_k, interface_recall
 from teacher_cache.teachers.structure import StructureCacheConfig, build_structure_cache
-from tests.conftest import random_sequence, write_random_cache
+from tests.helpers import random_sequence, write_random_cache
 from tests.test_structure import PDB_TEXT, SEQ_A, SEQ_B, write_manifest
 
 

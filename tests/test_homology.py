@@ -9,7 +9,7 @@ from data.homology import HomologyConfig, cluster_sequences, cross_hits
 from data.keys import sequence_key
 from data.pairs import Pair
 from data.splits import SplitConfig, assign_splits, make_split
-from tests.conftest import STANDARD, random_sequence
+from tests.helpers import STANDARD, random_sequence
 
 
 def mutate(rng: np.random.Generator, sequence: str, rate: float) -> str:

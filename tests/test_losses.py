@@ -10,7 +10,7 @@ from data.alphabet import encode_batch
 from student.config import ModelConfig
 from student.losses import map_loss, semantic_loss, total_loss
 from student.model import MASKED_LOGIT, StudentModel
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 
 

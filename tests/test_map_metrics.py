@@ -28,7 +28,7 @@ def test_top_k_overlap_counts_every_tied_reference_cell():
 
 
 def test_pair_map_reads_one_map_in_either_orientation(tmp_path):
-    from conftest import write_random_cache
+    from tests.helpers import write_random_cache
     from teacher_cache import TeacherCache
 
     seq_a, seq_b = "MKTAYIAKQR", "GLLVVKQ"

@@ -8,7 +8,7 @@ import torch
 from data.alphabet import encode_batch
 from student.config import ModelConfig
 from student.model import MASKED_LOGIT, MaskedBatchNorm1d, StudentModel
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 
 

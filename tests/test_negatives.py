@@ -14,7 +14,7 @@ from data.fasta import write_fasta
 from data.keys import sequence_key
 from data.negatives import NegativesConfig, sample_negatives
 from data.pairs import Pair, read_pairs, write_pairs
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 
 def hub_positives(rng, n_proteins: int = 300, n_positives: int = 300) -> tuple[dict[str, str], list[Pair]]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import random_sequence, write_random_cache
+from tests.helpers import random_sequence, write_random_cache
 from data.errors import UserError
 from data.fasta import write_fasta
 from data.keys import canonical_pair, sequence_key

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_sequence
+from tests.helpers import random_sequence
 from data.errors import UserError
 from teacher_cache.teachers.esm_runner import write_random_esm2
 from teacher_cache.teachers.esm_runner import batch_indices, load_checkpoint, load_teacher, resolve_model_files

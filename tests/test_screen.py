@@ -20,7 +20,7 @@ from student.screening.screen import ScreenConfig, merge_screens, run_screen, st
 from student.screening.plan import ProteinSet, ScreenPlan, length_groups, parse_shard
 from student.screening.results import TopK, candidates, rank_order, read_hits
 from student.screening.score import BlockScorer, coarsen
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 TINY = dict(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 5), hidden=8, map_topk=16)
 
@@ -335,7 +335,8 @@ def test_screen_never_imports_esm():
     import subprocess
     import sys
 
-    code = "import sys, student.screening.screen, student.screening.store; assert 'esm' not in sys.modules, 'esm imported'"
+    code = ("import sys, student.screening.screen, student.screening.store; "
+            "assert 'esm' not in sys.modules, 'esm imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -10,7 +10,7 @@ from data.fasta import write_fasta
 from data.keys import sequence_key
 from data.pairs import Pair, read_pairs, write_pairs
 from data.splits import SplitConfig, make_split
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 
 def aliased_pairs(rng, n_proteins: int = 40, n_pairs: int = 200) -> tuple[dict[str, str], list[Pair]]:

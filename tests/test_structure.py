@@ -17,7 +17,7 @@ from data.structure import load_complex, read_chains, read_manifest, read_side, 
 from teacher_cache import TeacherCache
 from teacher_cache.teachers.structure import (StructureCacheConfig, build_structure_cache, composition_embedding,
                                              observed_from_attention)
-from tests.conftest import random_sequence
+from tests.helpers import random_sequence
 
 # Chain A: ALA 1, GLY 2, SER 3 without CB, VAL 4 with altlocs (A first; B's CB far away), LEU 4A (insertion
 # code), MSE 5 as HETATM, residues 6-7 missing (gap), LYS 8. Chain B: ASP GLY PHE TRP ARG GLU. Trailing HETATMs:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from teacher_cache.teachers.tiling import MapStitcher, RowStitcher, chain_windows, pair_window_sizes, plan_chain, plan_pair
+from teacher_cache.teachers.tiling import (MapStitcher, RowStitcher, chain_windows, pair_window_sizes, plan_chain,
+                                           plan_pair)
 
 
 @pytest.mark.parametrize("length,size,overlap", [(10, 10, 3), (11, 10, 3), (100, 17, 5), (100, 17, 40), (7, 1, 0)])
@@ -85,7 +86,7 @@ def test_single_window_stitch_equals_untiled_teacher_maps(tmp_path):
     """A pair that fits: its one window is the whole pair, so stitching returns the untiled maps exactly."""
     import torch
 
-    from conftest import random_sequence
+    from tests.helpers import random_sequence
     from teacher_cache.teachers.esm_runner import write_random_esm2
     from teacher_cache.teachers.esm_runner import load_teacher
 

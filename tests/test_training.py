@@ -15,7 +15,7 @@ from student.checkpoint import load_checkpoint
 from student.config import ModelConfig, TrainConfig
 from student.trainer import train
 from teacher_cache import CacheError
-from tests.conftest import random_sequence, write_random_cache
+from tests.helpers import random_sequence, write_random_cache
 
 
 

@@ -346,3 +346,14 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
                frameon=False)
     fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))
     return save_figure(fig, path, dpi=120)
+
+
+def data_dir_inputs(data_dir: str | None, pairs: str | None, fasta: str | None, cache: str | None) -> dict[str, str]:
+    """pairs, fasta and cache of the grid: each given one, else the file of that name in a `synth` folder."""
+    if data_dir:
+        base = Path(data_dir)
+        pairs, fasta, cache = (pairs or str(base / "pairs.tsv"), fasta or str(base / "seqs.fasta"),
+                               cache or str(base / "cache.h5"))
+    if not (pairs and fasta and cache):
+        raise UserError("give --data DIR, or all of --pairs, --fasta and --cache")
+    return {"pairs": pairs, "fasta": fasta, "cache": cache}

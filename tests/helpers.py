@@ -1,0 +1,31 @@
+"""Helpers shared by the tests: tiny generated sequences and caches (no network, no real weights, no ../shared).
+Fixtures live in conftest.py; this module holds plain functions that tests import by name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from data.alphabet import RESIDUES
+from teacher_cache import CacheBuilder
+
+STANDARD = RESIDUES[:20]
+
+
+def random_sequence(rng: np.random.Generator, length: int) -> str:
+    return "".join(rng.choice(list(STANDARD), size=length))
+
+
+def write_random_cache(path: Path, pairs: list[tuple[str, str]], embedding_dim: int = 8, seed: int = 0,
+                       teacher: str = "synthetic", model: str = "test-random") -> Path:
+    """A cache in the real format with random maps in [0, 1] and random embeddings for every sequence."""
+    rng = np.random.default_rng(seed)
+    meta = dict(teacher=teacher, model=model, embedding_dim=embedding_dim, random_weights=True,
+                settings={"generator": "tests.helpers.write_random_cache", "seed": seed})
+    with CacheBuilder(path, meta) as builder:
+        for seq_a, seq_b in pairs:
+            shape = (len(seq_a), len(seq_b))
+            builder.add_pair(seq_a, seq_b, rng.random(shape) ** 4, rng.random(shape))
+            for seq in (seq_a, seq_b):
+                builder.add_protein(seq, rng.standard_normal(embedding_dim))
+    return path
