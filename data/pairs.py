@@ -30,6 +30,7 @@ class Pair:
     label: int | None = None
     split: str | None = None
     line: int = 0
+    map_target: bool = True  # False (a `map_target` column holding 0): the map loss leaves this pair's map out
 
     @property
     def key(self) -> tuple[str, str]:
@@ -91,6 +92,7 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
     columns: list[str] = []
     label_col: int | None = None
     split_col: int | None = None
+    map_col: int | None = None
     n_fields: int | None = None
 
     for number, line in read_lines(path):
@@ -110,6 +112,7 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
                 columns = [f.lower() for f in fields]
                 label_col = columns.index("label") if "label" in columns else None
                 split_col = columns.index("split") if "split" in columns else None
+                map_col = columns.index("map_target") if "map_target" in columns else None
                 continue
             columns = ["id_a", "id_b"] + (["label"] if n_fields >= 3 else []) + [
                 f"column_{i + 1}" for i in range(3, n_fields)]
@@ -126,7 +129,12 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
             split = fields[split_col].lower()
             if split not in SPLIT_NAMES:
                 raise InputError(f"split {fields[split_col]!r} is not one of {', '.join(SPLIT_NAMES)}", path, number)
-        pair = Pair(id_a, id_b, sequences[id_a], sequences[id_b], label, split, number)
+        map_target = True
+        if map_col is not None:
+            if fields[map_col] not in ("0", "1"):
+                raise InputError(f"map_target {fields[map_col]!r} is not 0 or 1", path, number)
+            map_target = fields[map_col] == "1"
+        pair = Pair(id_a, id_b, sequences[id_a], sequences[id_b], label, split, number, map_target)
         key = pair.key
         rows_per_key[key] += 1
         earlier = seen.get(key)
@@ -157,10 +165,13 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
 
 
 def write_pairs(path: str | Path, pairs: list[Pair], with_split: bool = False) -> None:
-    """Write `id_a id_b label [split]` with a header."""
+    """Write `id_a id_b label [split] [map_target]` with a header (map_target only when a pair has it off)."""
+    with_map_flag = any(not pair.map_target for pair in pairs)
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write("id_a\tid_b\tlabel" + ("\tsplit" if with_split else "") + "\n")
+        handle.write("id_a\tid_b\tlabel" + ("\tsplit" if with_split else "")
+                     + ("\tmap_target" if with_map_flag else "") + "\n")
         for pair in pairs:
             label = "" if pair.label is None else str(pair.label)
             row = [pair.id_a, pair.id_b, label] + ([pair.split or ""] if with_split else [])
+            row += [str(int(pair.map_target))] if with_map_flag else []
             handle.write("\t".join(row) + "\n")

@@ -38,7 +38,7 @@ def check_cache(pairs: list[Pair], cache: TeacherCache, need_embeddings: bool) -
         for name, seq in ((pair.id_a, pair.seq_a), (pair.id_b, pair.seq_b)):
             if name not in absent and not cache.has_protein(seq):
                 absent[name] = None
-        if not cache.has_pair(pair.seq_a, pair.seq_b):
+        if pair.map_target and not cache.has_pair(pair.seq_a, pair.seq_b):
             missing_pairs.append(f"{pair.id_a}/{pair.id_b}")
     other_sequences = list(absent)
     if missing_pairs:
@@ -101,7 +101,7 @@ class PairDataset(Dataset):
     def preload(self) -> None:
         """Read every target into memory once (as stored: float16 for the default storage)."""
         if self.map_target is not None:
-            self._targets = {i: self._read_target(i) for i in range(len(self.pairs))}
+            self._targets = {i: self._read_target(i) for i, pair in enumerate(self.pairs) if pair.map_target}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -115,14 +115,15 @@ class PairDataset(Dataset):
         return align_target(target, (len(pair.seq_a), len(pair.seq_b)))
 
     def _stored_target(self, index: int) -> np.ndarray | None:
-        if self.map_target is None:
+        if self.map_target is None or not self.pairs[index].map_target:
             return None
         if self._targets is not None:
             return self._targets[index]
         return self._read_target(index)
 
     def target(self, index: int) -> np.ndarray | None:
-        """The full (uncropped) teacher map of pair `index`, float32, or None without a cache."""
+        """The full (uncropped) teacher map of pair `index`, float32; None without a cache or when the pair's
+        `map_target` flag is off."""
         target = self._stored_target(index)
         return None if target is None else target.astype(np.float32)
 

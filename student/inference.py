@@ -79,8 +79,9 @@ def evaluate_dataset(model: StudentModel, dataset: PairDataset, batch_size: int,
     for index, prob, logit, pair_map in iterate_predictions(model, dataset, batch_size, device,
                                                            with_maps=with_maps, workers=workers):
         probs[index], logits[index] = prob, logit
-        if pair_map is not None:
-            agreement.append((pair_map, dataset.target(index)))
+        target = dataset.target(index) if pair_map is not None else None
+        if target is not None:
+            agreement.append((pair_map, target))
     labels = np.array([p.label for p in dataset.pairs], dtype=np.float64)
     if threshold is None:
         metrics = ranking_metrics(labels, probs)

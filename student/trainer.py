@@ -110,10 +110,12 @@ def resolve_config(config: TrainConfig, data: RunData) -> TrainConfig:
 
 
 def mean_target(dataset: PairDataset) -> float:
-    """Mean teacher value over every cell of the training maps (full, uncropped)."""
+    """Mean teacher value over every cell of the training maps (full, uncropped) that enter the map loss."""
     total, cells = 0.0, 0
     for index in range(len(dataset)):
         target = dataset.target(index)
+        if target is None:  # the pair's map_target flag is off
+            continue
         total += float(target.sum(dtype=np.float64))
         cells += target.size
     return total / max(cells, 1)

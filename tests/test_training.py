@@ -18,7 +18,6 @@ from teacher_cache import CacheError
 from tests.helpers import random_sequence, write_random_cache
 
 
-
 TINY_MODEL = ModelConfig(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 3), hidden=8, map_topk=4)
 
 

@@ -134,6 +134,8 @@ def contact_map_precision(checkpoint: Path, pairs: list[Pair], cache_path: str) 
     from teacher_cache import TeacherCache
 
     with TeacherCache.open(cache_path) as cache:
+        pairs = [p for p in pairs if p.map_target]  # a pair with its map flag off has no reference map
+        pairs = [p for p in pairs if p.map_target]  # a pair with its map flag off has no reference map
         references = [cache.pair(p.seq_a, p.seq_b).contact > 0.5 for p in pairs]
     chosen = [i for i, ref in enumerate(references) if ref.any()]
     if not chosen:
