@@ -37,7 +37,8 @@ from student.evaluation.config import AblateConfig, EvaluateMapsConfig
 from student.screening.config import ScreenConfig
 from teacher_cache.teachers.config import PrecomputeConfig, RandomTeacherConfig, StructureCacheConfig
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress, reports, warnings and errors
+stdout = Console()  # what a command is asked to print (`cache info`): it can be piped or redirected
 log = logging.getLogger("protein_loftr")
 
 # Operating-system failures a user can mend (a path, a permission, a full or read-only disk): user errors.
@@ -302,17 +303,26 @@ def cache() -> None:
 
 @cache.command("info")
 @click.argument("cache_path", type=click.Path(dir_okay=False))
-def cache_info(cache_path: str) -> None:
-    """Summarise a cache: teacher, settings, storage, counts, size.
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (warnings go to stderr).")
+def cache_info(cache_path: str, as_json: bool) -> None:
+    """Summarise a cache on stdout: teacher, settings, storage, counts, size.
 
     \b
     Example:
       python cli.py cache info teacher.h5
+      python cli.py cache info --json teacher.h5 > teacher-info.json
     """
     from teacher_cache import TeacherCache
 
     with TeacherCache.open(cache_path) as opened:
-        _report_cache_info(opened.info())
+        info = opened.info()
+    if as_json:
+        import json
+
+        click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
+        _cache_warnings(info, console)
+    else:
+        _report_cache_info(info)
 
 
 @cache.command("verify")
@@ -441,14 +451,18 @@ def train(**params: Any) -> None:
 @fasta_option()
 @click.option("--cache", "cache", type=click.Path(dir_okay=False),
               help="Teacher cache: also report the agreement of the student's maps with the teacher's.")
-@option(EvaluateConfig, "split", type=click.Choice(["train", "valid", "test"]),
-        help="Evaluate one part (the split column, or the training run's split redone).")
+@option(EvaluateConfig, "split", type=click.Choice(["train", "valid", "test", "all"]),
+        help="The part to score (the split column, or the training run's split redone); all: every pair. By "
+             "default the test part when the pairs file has a split column, else all pairs.")
 @option(EvaluateConfig, "baselines", help="Also fit and score trivial baselines on the training part.")
 @option(EvaluateConfig, "batch_size", type=int)
 @device_option(EvaluateConfig)
 @option(EvaluateConfig, "json", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@overwrite_option("Replace an existing --json.")
 def evaluate(**params: Any) -> None:
     """Metrics of a trained student: AUROC, AUPR, F1, MCC, accuracy (threshold picked on validation), map agreement.
+
+    Scores the test part by default when the pairs file has a split column (--split chooses another part, or all).
 
     \b
     Example:
@@ -477,6 +491,7 @@ def evaluate(**params: Any) -> None:
               help="Teacher cache: heatmaps show the teacher's map beside the student's.")
 @option(PredictConfig, "batch_size", type=int)
 @device_option(PredictConfig)
+@overwrite_option("Replace an existing --out or --maps and write into a non-empty --plot folder.")
 def predict(**params: Any) -> None:
     """Interaction probabilities (and maps) of pairs from a trained student; no teacher needed.
 
@@ -604,7 +619,8 @@ def ablate(data_dir: str | None, report_only: bool, **params: Any) -> None:
 @option(SplitConfig, "threads", type=int, help="Homology: MMseqs2 threads.")
 @click.option("--drop-conflicts", is_flag=True,
               help="Drop every row of a sequence pair given with both labels (default: an error naming both lines).")
-def split(pairs: str, fasta: str, out: str, drop_conflicts: bool, **params: Any) -> None:
+@overwrite_option("Replace an existing --out and OUT.stats.json.")
+def split(pairs: str, fasta: str, out: str, drop_conflicts: bool, overwrite: bool, **params: Any) -> None:
     """Split a pairs table into train/valid/test and write it with a split column (plus OUT.stats.json).
 
     protein and homology splits keep every protein (identical sequences under any id are one protein) or every
@@ -618,7 +634,7 @@ def split(pairs: str, fasta: str, out: str, drop_conflicts: bool, **params: Any)
 
     config = build(SplitConfig, params)
     with console.status("clustering with MMseqs2" if config.by == "homology" else "splitting"):
-        run = split_file(pairs, fasta, out, config, drop_conflicts=drop_conflicts)
+        run = split_file(pairs, fasta, out, config, drop_conflicts=drop_conflicts, overwrite=overwrite)
     _report_split(run, pairs, out, config)
 
 
@@ -633,7 +649,8 @@ def split(pairs: str, fasta: str, out: str, drop_conflicts: bool, **params: Any)
              "positives.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Pairs table to write.")
 @option(NegativesConfig, "seed", type=int, help="Seed of the draw.")
-def negatives(pairs: str, fasta: str, out: str, **params: Any) -> None:
+@overwrite_option("Replace an existing --out and OUT.stats.json.")
+def negatives(pairs: str, fasta: str, out: str, overwrite: bool, **params: Any) -> None:
     """Write the positives (label 1) plus sampled negatives (label 0); OUT.stats.json holds the balance.
 
     No negative is a known positive in either orientation (compared by sequence, not id), none repeats.
@@ -646,7 +663,7 @@ def negatives(pairs: str, fasta: str, out: str, **params: Any) -> None:
 
     config = build(NegativesConfig, params)
     with console.status("drawing negatives"):
-        result, stats_path = negatives_file(pairs, fasta, out, config)
+        result, stats_path = negatives_file(pairs, fasta, out, config, overwrite=overwrite)
     _report_negatives(result.stats, config, pairs, out, stats_path)
 
 
@@ -667,7 +684,7 @@ def negatives(pairs: str, fasta: str, out: str, **params: Any) -> None:
         help="Fail when a structure matches its sequence worse than this (fraction of aligned letters).")
 @option(StructureCacheConfig, "negatives", type=click.Path(dir_okay=False),
         help="Pairs table whose label-0 pairs are added with all-zero maps (non-complexes).")
-@overwrite_option("Replace --out if it exists.")
+@overwrite_option("Replace an existing --out or --fasta-out.")
 def structure_cache(**params: Any) -> None:
     """Write a teacher cache of TRUE inter-chain contacts read from PDB / mmCIF structures.
 
@@ -706,6 +723,7 @@ def structure_cache(**params: Any) -> None:
 @option(EvaluateMapsConfig, "out", type=click.Path(dir_okay=False), help="Per-complex scores (TSV).")
 @option(EvaluateMapsConfig, "cutoff", type=float, help="True contact: C-beta distance below this.")
 @device_option(EvaluateMapsConfig)
+@overwrite_option("Replace an existing --out and write into a non-empty --plot folder.")
 def evaluate_maps_command(**params: Any) -> None:
     """Score a teacher's or a student's maps against the true contacts of experimental complexes.
 
@@ -751,7 +769,7 @@ def evaluate_maps_command(**params: Any) -> None:
 @option(ScreenConfig, "memory_gb", type=float, help="Memory budget: features spill to a memory-mapped file beyond it.")
 @device_option(ScreenConfig)
 @option(ScreenConfig, "threads", type=int, help="torch CPU threads (default: torch's choice).")
-@overwrite_option("Replace a finished output, or drop an unfinished run's state.")
+@overwrite_option("Replace an existing --out, OUT.json or --maps, or drop an unfinished run's state.")
 def screen(**params: Any) -> None:
     """Score every pair of a proteome (or of two sets) and keep the best, with each map's argmax residues.
 
@@ -779,7 +797,7 @@ def screen(**params: Any) -> None:
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Merged TSV (plus OUT.json).")
 @click.option("--maps", "maps", type=click.Path(dir_okay=False),
               help="Merged HDF5 of the top maps (shards ran with --maps).")
-@overwrite_option("Replace an existing --out.")
+@overwrite_option("Replace an existing --out, OUT.json or --maps.")
 def screen_merge(inputs: tuple[str, ...], out: str, maps: str | None, overwrite: bool) -> None:
     """Join the TSVs of the shards 1..N of one screen into the result a single run gives.
 
@@ -858,12 +876,16 @@ def _report_cache_info(info: dict) -> None:
     ]
     for name, value in rows:
         table.add_row(name, str(value))
-    console.print(table)
+    stdout.print(table)
+    _cache_warnings(info, stdout)
+
+
+def _cache_warnings(info: dict, where: Console) -> None:
     if info["random_weights"]:
-        console.print("[bold yellow]RANDOM-WEIGHT TEACHER: maps carry no biological signal[/] (for testing the "
-                      "pipeline only)")
+        where.print("[bold yellow]RANDOM-WEIGHT TEACHER: maps carry no biological signal[/] (for testing the "
+                    "pipeline only)")
     if info["teacher"] in TEACHER_WARNINGS:
-        console.print(f"[bold yellow]{TEACHER_WARNINGS[info['teacher']]}[/]")
+        where.print(f"[bold yellow]{TEACHER_WARNINGS[info['teacher']]}[/]")
 
 
 def _report_training(results: dict) -> None:

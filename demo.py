@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.errors import UserError
+from data.atomic import check_outputs
 from data.fasta import read_fasta
 from data.pairs import read_pairs, write_pairs
 
@@ -56,8 +56,8 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     from teacher_cache.teachers.synthetic import make_synthetic
 
     out = Path(config.out)
-    if out.exists() and any(out.iterdir()) and not config.overwrite:
-        raise UserError(f"{out} exists and is not empty (pass --overwrite to replace the demo there)")
+    check_outputs({}, None, config.overwrite, folders={"--out": out},
+                  hint="pass --overwrite to replace the demo there")
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. planted-interface data with its oracle teacher
@@ -94,7 +94,8 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     write_pairs(predict_table, test_pairs[:config.plots])
     predicted = run_predict(PredictConfig(checkpoint=str(run_dir / "best.pt"), pairs=str(predict_table),
                                           fasta=str(synth.fasta), out=str(out / "predictions.tsv"),
-                                          plot=str(out / "plots"), plot_max=config.plots, cache=str(synth.cache)))
+                                          plot=str(out / "plots"), plot_max=config.plots, cache=str(synth.cache),
+                                          overwrite=config.overwrite))
     log.info("4/4 predictions and heatmaps: %s", out / "plots")
     return DemoResult(str(out), str(synth_dir), str(esm_cache), str(run_dir), report["student"],
                       report.get("baselines", {}), pre.to_dict(), list(predicted.get("plots", [])))

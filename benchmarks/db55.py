@@ -141,7 +141,7 @@ def part_contacts(work: Path) -> list[dict]:
           f"({report.merged_duplicates} repeated pair united: 1OYV/BOYV), {report.contacts} contact cells")
     evaluation = evaluate_maps(EvaluateMapsConfig(structures=str(manifest), cache=str(work / "structure.h5"),
                                                   fasta=str(DB55 / "seqs.fasta"),
-                                                  out=str(work / "structure_per_complex.tsv")))
+                                                  out=str(work / "structure_per_complex.tsv"), overwrite=True))
     rows = [{"part": "contacts", "model": "re-derived vs complexes.tsv", "seed": "", "metric": "complexes_matching",
              "value": len(table) - len(mismatches), "chance": "", "n": len(table),
              "note": "lengths and CB<8A contact counts"},
@@ -181,7 +181,8 @@ def part_teacher(work: Path, model: str | None) -> list[dict]:
     for map_name in ("contact", "attention"):
         evaluation = evaluate_maps(EvaluateMapsConfig(structures=str(manifest), cache=str(out), map_name=map_name,
                                                       fasta=str(DB55 / "seqs.fasta"),
-                                                      out=str(work / f"teacher_{map_name}_per_complex.tsv")))
+                                                      out=str(work / f"teacher_{map_name}_per_complex.tsv"),
+                                                      overwrite=True))
         rows += map_rows("teacher", f"{label} {map_name}", "", evaluation,
                          "expected at chance" if result.random_weights else "")
     return rows

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_path, write_text_atomic
+from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.errors import UserError
 from data.keys import canonical_pair, sequence_key
 from data.pairs import Pair, write_pairs
@@ -218,10 +218,15 @@ def sample_negatives(positives: list[Pair], sequences: dict[str, str],
     return NegativesResult(pairs, stats)
 
 
+def negatives_stats_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".stats.json")
+
+
 def write_negatives(path: str | Path, result: NegativesResult) -> Path:
     """Write `id_a id_b label` and `<path>.stats.json`, each via a temporary name; returns the stats path."""
     path = Path(path)
-    stats_path = path.with_name(path.name + ".stats.json")
+    stats_path = negatives_stats_path(path)
     with atomic_path(path) as tmp:
         write_pairs(tmp, result.pairs)
     write_text_atomic(stats_path, json.dumps(result.stats, indent=2) + "\n")
@@ -229,11 +234,14 @@ def write_negatives(path: str | Path, result: NegativesResult) -> Path:
 
 
 def negatives_file(pairs_path: str | Path, fasta_path: str | Path, out: str | Path,
-                   config: NegativesConfig) -> tuple[NegativesResult, Path]:
-    """`negatives`: read the positives and the FASTA, draw negatives, write OUT and OUT.stats.json."""
+                   config: NegativesConfig, overwrite: bool = False) -> tuple[NegativesResult, Path]:
+    """`negatives`: read the positives and the FASTA, draw negatives, write OUT and OUT.stats.json. An existing
+    OUT or OUT.stats.json is refused unless `overwrite`; an input, always."""
     from data.fasta import read_fasta
     from data.pairs import read_pairs
 
+    check_outputs({"--out": out, "statistics of --out": negatives_stats_path(out)},
+                  {"--pairs": pairs_path, "--fasta": fasta_path}, overwrite)
     sequences = read_fasta(fasta_path)
     result = sample_negatives(read_pairs(pairs_path, sequences).pairs, sequences, config)
     return result, write_negatives(out, result)

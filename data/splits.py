@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_path, write_text_atomic
+from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.errors import UserError
 from data.keys import sequence_key
 from data.pairs import SPLIT_NAMES, Pair, write_pairs
@@ -153,10 +153,15 @@ def make_split(pairs: list[Pair], config: SplitConfig) -> SplitResult:
     return result
 
 
+def split_stats_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".stats.json")
+
+
 def write_split(path: str | Path, result: SplitResult) -> Path:
     """Write the split pairs (`id_a id_b label split`) and `<path>.stats.json`, each via a temporary name."""
     path = Path(path)
-    stats_path = path.with_name(path.name + ".stats.json")
+    stats_path = split_stats_path(path)
     with atomic_path(path) as tmp:
         write_pairs(tmp, result.pairs, with_split=True)
     write_text_atomic(stats_path, json.dumps(result.stats, indent=2) + "\n")
@@ -206,12 +211,14 @@ class SplitRun:
 
 
 def split_file(pairs_path: str | Path, fasta_path: str | Path, out: str | Path, config: SplitConfig,
-               drop_conflicts: bool = False) -> SplitRun:
+               drop_conflicts: bool = False, overwrite: bool = False) -> SplitRun:
     """`split`: read a labelled pairs table and its FASTA, split it, write OUT (with a split column) and
-    OUT.stats.json."""
+    OUT.stats.json. An existing OUT or OUT.stats.json is refused unless `overwrite`; an input, always."""
     from data.fasta import read_fasta
     from data.pairs import read_pairs
 
+    check_outputs({"--out": out, "statistics of --out": split_stats_path(out)},
+                  {"--pairs": pairs_path, "--fasta": fasta_path}, overwrite)
     table = read_pairs(pairs_path, read_fasta(fasta_path), require_labels=True, drop_conflicts=drop_conflicts)
     result = make_split(table.pairs, config)
     return SplitRun(result, write_split(out, result), len(table.pairs), table.conflicts_dropped)

@@ -199,6 +199,12 @@ class ManifestRow:
         return f"{self.path}:{self.line}"
 
 
+def manifest_inputs(rows: list[ManifestRow]) -> dict[str, Path]:
+    """The structure files of a manifest, by where each is named (inputs that no output may replace)."""
+    return {f"{row.where} {side}": path for row in rows
+            for side, path in (("structure_a", row.structure_a), ("structure_b", row.structure_b))}
+
+
 def _parse_chains(text: str) -> tuple[str, ...] | None:
     if text.strip() in ALL_CHAINS:
         return None

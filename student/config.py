@@ -149,11 +149,12 @@ class EvaluateConfig:
     pairs: str = ""
     fasta: str = ""
     cache: str | None = None  # teacher cache: adds map agreement (Pearson r, top-L/5 overlap)
-    split: str | None = None  # train | valid | test: evaluate only that part (column, or the run's split redone)
+    split: str | None = None  # train | valid | test | all; None: test with a split column, else all pairs
     baselines: bool = False
     batch_size: int = 64
     device: str = "auto"
     json: str | None = None  # also write the result as JSON here
+    overwrite: bool = False  # replace an existing --json
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -171,6 +172,7 @@ class PredictConfig:
     cache: str | None = None  # teacher cache: plots show the teacher's map beside the student's
     batch_size: int = 64
     device: str = "auto"
+    overwrite: bool = False  # replace an existing --out / --maps, write into a non-empty --plot folder
 
     def __post_init__(self) -> None:
         check_device(self.device)

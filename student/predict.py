@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_path
+from data.atomic import atomic_path, check_outputs
 from data.device import resolve_device
 from data.pairs import Pair
 from student.dataset import align_target
@@ -63,6 +63,9 @@ def run_predict(config) -> dict:
     from data.pairs import read_pairs
     from student.checkpoint import load_checkpoint
 
+    check_outputs({"--out": config.out, "--maps": config.maps},
+                  {"--checkpoint": config.checkpoint, "--pairs": config.pairs, "--fasta": config.fasta,
+                   "--cache": config.cache}, config.overwrite, folders={"--plot": config.plot})
     device = resolve_device(config.device)
     model, checkpoint = load_checkpoint(config.checkpoint, device)
     sequences = read_fasta(config.fasta)

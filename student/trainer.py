@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from data.atomic import atomic_path, write_text_atomic
+from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.device import autocast_for, resolve_device, to_device
 from data.errors import UserError
 from data.fasta import read_fasta
@@ -122,16 +122,15 @@ def mean_target(dataset: PairDataset) -> float:
 
 
 # -- output directory ---------------------------------------------------------------------------------------------
-def check_out(out: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse an --out that holds a run unless --resume or --overwrite says what to do with it."""
-    present = [name for name in RUN_FILES if (out / name).exists()]
-    if present and not resume and not overwrite:
-        raise UserError(f"{out} already holds a training run ({', '.join(present)}): pass --resume to continue "
-                        "it or --overwrite to replace it")
+def check_out(out: Path, resume: bool, overwrite: bool, inputs: dict[str, str | None] | None = None) -> None:
+    """Refuse an --out that holds a run unless --resume or --overwrite says what to do with it, and a run file
+    that is one of the `inputs` (it would be replaced or deleted) in any case."""
+    check_outputs({str(out / name): out / name for name in RUN_FILES}, inputs, overwrite or resume,
+                  hint=f"{out} holds a training run: pass --resume to continue it or --overwrite to replace it")
 
 
-def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
-    check_out(out, resume, overwrite)
+def prepare_out(out: Path, resume: bool, overwrite: bool, inputs: dict[str, str | None] | None = None) -> None:
+    check_out(out, resume, overwrite, inputs)
     present = [name for name in RUN_FILES if (out / name).exists()]
     if present and not resume:
         for name in present:
@@ -189,9 +188,10 @@ def train(config: TrainConfig, progress: bool = False,
     if not config.out:
         raise UserError("an output directory (--out) is required")
     out = Path(config.out)
-    check_out(out, config.resume, config.overwrite)
+    inputs = {"--pairs": config.pairs, "--fasta": config.fasta, "--cache": config.cache}
+    check_out(out, config.resume, config.overwrite, inputs)
     data = load_run_data(config)  # inputs are checked before an old run is removed
-    prepare_out(out, config.resume, config.overwrite)
+    prepare_out(out, config.resume, config.overwrite, inputs)
     device = resolve_device(config.device)
     config = resolve_config(config, data)
 

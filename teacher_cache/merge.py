@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from data.atomic import check_outputs, same_file
 from teacher_cache.errors import CacheError
 from teacher_cache.reader import TeacherCache
 from teacher_cache.schema import StorageConfig
@@ -28,6 +29,11 @@ def merge_caches(sources: Iterable[str | Path], out: str | Path, overwrite: bool
     sources = [Path(s) for s in sources]
     if not sources:
         raise CacheError("nothing to merge: no source caches given")
+    out = Path(out)
+    # OUT may be one of the sources: it is then extended (its entries are kept), not written over.
+    replacing_source = any(same_file(out, s) for s in sources)
+    check_outputs({"OUT": out}, {f"source {s}": s for s in sources if not same_file(out, s)},
+                  overwrite or replacing_source)
     caches = [TeacherCache.open(s) for s in sources]
     try:
         first = caches[0]
@@ -35,8 +41,6 @@ def merge_caches(sources: Iterable[str | Path], out: str | Path, overwrite: bool
             if cache.fingerprint != first.fingerprint:
                 raise CacheError(f"cannot merge {cache.path} into {first.path}: they were built with different "
                                  f"teachers or settings (fingerprints {cache.fingerprint} vs {first.fingerprint})")
-        out = Path(out)
-        replacing_source = any(out.resolve() == s.resolve() for s in sources if s.exists())
         builder = CacheBuilder(out, first.meta_for_builder(), storage or first.storage,
                                overwrite=overwrite or replacing_source)
         with builder:

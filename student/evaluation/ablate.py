@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from data.atomic import atomic_path, write_text_atomic
+from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.pairs import Pair, read_pairs
@@ -218,6 +218,10 @@ def run_ablation(config: AblateConfig, train_fn: TrainFn | None = None,
     code = student_code_hash()  # taken when the modules are imported, not when the files change later
     parts = _check_inputs(config)
     out = Path(config.out)
+    # The run folder is extended by design (runs already in results.csv are skipped); no input may live there.
+    check_outputs({str(out / name): out / name for name in ("results.csv", "summary.md", "learning_curve.png",
+                                                             "ablate.json")},
+                  {"--pairs": config.pairs, "--fasta": config.fasta, "--cache": config.cache}, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     _check_shared_settings(config, out)
     if config.threads:

@@ -67,6 +67,7 @@ class EvaluateMapsConfig:
     min_identity: float = 0.5
     device: str = "auto"  # auto | cpu | cuda | cuda:N (data.device)
     batch_size: int = 16
+    overwrite: bool = False  # replace an existing --out, write into a non-empty --plot folder
 
     def __post_init__(self) -> None:
         check_device(self.device)

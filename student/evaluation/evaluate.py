@@ -6,7 +6,7 @@ import json
 import logging
 import numpy as np
 
-from data.atomic import write_text_atomic
+from data.atomic import check_outputs, write_text_atomic
 from data.device import resolve_device
 from data.errors import UserError
 from data.fasta import read_fasta
@@ -22,10 +22,21 @@ from teacher_cache import TeacherCache
 log = logging.getLogger(__name__)
 
 
+def default_part(part: str | None, has_column: bool) -> str:
+    """The part `evaluate` scores: the one asked for; else the test part of a pairs file with a split column, else
+    all pairs."""
+    if part is not None:
+        return part
+    return "test" if has_column else "all"
+
+
 def select_split(pairs: list[Pair], has_column: bool, part: str | None, train_config: TrainConfig,
                  path: str, run_split: dict, pairs_sha256: str | None) -> tuple[list[Pair], list[Pair] | None, str]:
-    """(pairs to evaluate, the matching training pairs or None, how the split was found)."""
-    if part is None and not has_column:
+    """(pairs to evaluate, the matching training pairs or None, how the split was found).
+
+    part: train | valid | test | all; None: `default_part` (test when the pairs file has a split column)."""
+    part = default_part(part, has_column)
+    if part == "all" and not has_column:
         return pairs, None, "all pairs (no split)"
     if has_column:
         how = "the pairs file's split column"
@@ -44,14 +55,17 @@ def select_split(pairs: list[Pair], has_column: bool, part: str | None, train_co
     train = [p for p in split if p.split == "train"]
     if train_config.n_train is not None:
         train = stratified_subsample(train, train_config.n_train, train_config.seed)
-    chosen = split if part is None else [p for p in split if p.split == part]
+    chosen = split if part == "all" else [p for p in split if p.split == part]
     if not chosen:
-        raise UserError(f"{path} has no pairs in the {part!r} part")
+        raise UserError(f"{path} has no pairs in the {part!r} part: choose another with --split "
+                        "(train, valid, test or all)")
     return chosen, train, how
 
 
 def evaluate(config: EvaluateConfig) -> dict:
     """Metrics of the checkpoint on the (part of the) pairs file; see the module docstring."""
+    check_outputs({"--json": config.json}, {"--checkpoint": config.checkpoint, "--pairs": config.pairs,
+                                            "--fasta": config.fasta, "--cache": config.cache}, config.overwrite)
     device = resolve_device(config.device)
     model, checkpoint = load_checkpoint(config.checkpoint, device)
     train_config = TrainConfig.from_dict(checkpoint["train_config"])
@@ -71,7 +85,8 @@ def evaluate(config: EvaluateConfig) -> dict:
         if cache is not None:
             cache.close()
     labels = np.array([p.label for p in pairs])
-    result = {"checkpoint": config.checkpoint, "pairs": config.pairs, "part": config.split or "all",
+    part = default_part(config.split, table.has_split)
+    result = {"checkpoint": config.checkpoint, "pairs": config.pairs, "part": part,
               "split_source": how, "student": metrics, "chance_aupr": float(labels.mean()),
               "threshold": float(checkpoint["threshold"]), "head": train_config.model.head,
               "teacher_fingerprint": train_config.teacher_fingerprint,

@@ -17,11 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from data.atomic import atomic_path
+from data.atomic import atomic_path, check_outputs
 from data.device import resolve_device
 from data.errors import UserError
 from data.fasta import read_fasta
-from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
+from data.structure import (DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, manifest_inputs,
+                            read_manifest)
 from student.evaluation.config import EvaluateMapsConfig
 from student.evaluation.map_metrics import contact_density, default_k, interface_recall, map_aupr, top_k_precision
 
@@ -211,6 +212,10 @@ def evaluate_maps(config: EvaluateMapsConfig,
                   progress: Callable[[int, int], None] | None = None) -> MapEvaluation:
     """Score the cache's or student's maps of every manifest complex against its true contacts."""
     rows = read_manifest(config.structures)
+    check_outputs({"--out": config.out}, {"--structures": config.structures, "--cache": config.cache,
+                                          "--checkpoint": config.checkpoint, "--fasta": config.fasta,
+                                          **manifest_inputs(rows)},
+                  config.overwrite, folders={"--plot": config.plot})
     sequences = read_fasta(config.fasta) if config.fasta else None
     maps_for, source, random_teacher = (_cache_source if config.cache else _student_source)(config)
     library = StructureLibrary()

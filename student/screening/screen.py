@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from data.atomic import atomic_path, write_text_atomic
+from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.device import resolve_device
 from data.errors import InputError, UserError
 from data.fasta import read_fasta
@@ -305,11 +305,13 @@ class Screener:
     def run(self) -> ScreenSummary:
         config = self.config
         started = time.perf_counter()
-        self.setup()
         summary_path = summary_path_for(self.out)
-        if self.out.exists() and summary_path.exists() and not config.overwrite:
-            raise UserError(f"{self.out} already exists (a finished screen): use --overwrite to replace it")
         state_file = self.state_dir / "progress.npz"
+        # An unfinished run of this --out (its state is there) passed these checks when it started: it resumes.
+        check_outputs({"--out": self.out, "summary of --out": summary_path, "--maps": config.maps},
+                      {"--checkpoint": config.checkpoint, "--fasta": config.fasta, "--fasta-b": config.fasta_b},
+                      config.overwrite or state_file.exists())
+        self.setup()
         if config.overwrite and self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         loaded = _load_state(state_file)
@@ -479,10 +481,11 @@ def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = 
                   overwrite: bool = False) -> ScreenSummary:
     """Join the outputs of the shards 0..N-1 of one screen into the result one run would give."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists: use --overwrite to replace it")
     if not inputs:
         raise UserError("screen-merge needs the TSV outputs of the shards")
+    shard_files = {f"shard {path}": path for path in inputs}
+    shard_files.update({f"summary of shard {path}": summary_path_for(Path(path)) for path in inputs})
+    check_outputs({"--out": out, "summary of --out": summary_path_for(out), "--maps": maps}, shard_files, overwrite)
     runs = []
     for path in inputs:
         path = Path(path)
@@ -491,6 +494,8 @@ def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = 
             raise UserError(f"{path}: not a finished screen output (missing {path} or {summary_file.name}; "
                             "is the shard still running?)")
         runs.append((path, json.loads(summary_file.read_text())))
+    check_outputs({"--maps": maps}, {f"maps of shard {path}": info["config"].get("maps") for path, info in runs},
+                  overwrite=True)  # existing outputs were checked above; a shard's maps file is an input too
     first = runs[0][1]["fingerprint"]
     for path, info in runs[1:]:
         changed = _changed_keys(first, info["fingerprint"])

@@ -32,6 +32,7 @@ from esm.pretrained import load_model_and_alphabet_core
 
 from data.device import resolve_device
 from teacher_cache.teachers.config import RandomTeacherConfig
+from data.atomic import check_outputs
 from data.errors import UserError
 from data.keys import file_sha256
 
@@ -416,8 +417,6 @@ def write_random_teacher(config: "RandomTeacherConfig") -> Path:
     name = f"esm2_{config.arch}_random"
     directory = Path(config.out)
     targets = [directory / f"{name}.pt", directory / f"{name}-contact-regression.pt"]
-    existing = [str(path) for path in targets if path.exists()]
-    if existing and not config.overwrite:
-        raise UserError(f"{', '.join(existing)} already exist(s): pass --overwrite to replace")
+    check_outputs({str(path): path for path in targets}, None, config.overwrite)
     return write_random_esm2(directory, num_layers=num_layers, embed_dim=embed_dim, attention_heads=heads,
                              seed=config.seed, name=name)

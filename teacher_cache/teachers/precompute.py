@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+from data.atomic import check_outputs
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.keys import canonical_pair, sequence_key
@@ -461,6 +462,11 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
     config.validate()
     out = Path(config.out)
     check_output_path(out)
+    model = Path(config.model).expanduser()  # a hub name names no local file, and is no input here
+    local_model = {"--model": model, "contact regression of --model":
+                   model.with_name(f"{model.stem}-contact-regression.pt")} if model.is_file() else {}
+    # An existing --out is this command's to extend (or, with --overwrite, to replace): see _existing_work.
+    check_outputs({"--out": out}, {"--pairs": config.pairs, "--fasta": config.fasta, **local_model}, overwrite=True)
     sequences = read_fasta(config.fasta)
     table = read_pairs(config.pairs, sequences)
     pair_sequences = [(p.seq_a, p.seq_b) for p in table.pairs]

@@ -35,13 +35,14 @@ from typing import Callable
 import gemmi
 import numpy as np
 
-from data.atomic import atomic_path
+from data.atomic import atomic_path, check_outputs
 from data.alphabet import RESIDUES
-from data.errors import InputError, UserError
+from data.errors import InputError
 from data.fasta import read_fasta, write_fasta
 from data.keys import canonical_pair, sequence_key
 from data.pairs import read_pairs
-from data.structure import DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, read_manifest
+from data.structure import (DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, load_complex, manifest_inputs,
+                            read_manifest)
 from teacher_cache.schema import StorageConfig
 from teacher_cache.teachers.config import StructureCacheConfig
 from teacher_cache.writer import CacheBuilder
@@ -121,9 +122,10 @@ def build_structure_cache(config: StructureCacheConfig,
                           progress: Callable[[int, int], None] | None = None) -> StructureCacheReport:
     """Read every complex of the manifest and write the structure-teacher cache (and optionally the FASTA)."""
     rows = read_manifest(config.structures)
+    check_outputs({"--out": config.out, "--fasta-out": config.fasta_out},
+                  {"--structures": config.structures, "--fasta": config.fasta, "--negatives": config.negatives,
+                   **manifest_inputs(rows)}, config.overwrite)
     sequences = read_fasta(config.fasta) if config.fasta else None
-    if Path(config.out).exists() and not config.overwrite:
-        raise UserError(f"{config.out} already exists (pass --overwrite to replace it)")
     library = StructureLibrary()
     own_sequences: dict[str, str] = {}
     # canonical pair key -> (seq_first, seq_second, contact, attention) in canonical orientation

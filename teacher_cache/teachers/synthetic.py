@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from data.atomic import check_outputs
 from data.errors import UserError
 from data.synth import (GENERATOR_VERSION, STANDARD_RESIDUES, SynthConfig, SynthDataset, generate, motif_index,
                         planted_contacts, split_counts, write_pairs_table, write_sequences)
@@ -92,9 +93,7 @@ def make_synthetic(config: SynthConfig, out_dir: str | Path, overwrite: bool = F
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir} exists and is not a directory")
-    existing = [name for name in OUTPUT_NAMES if (out_dir / name).exists()]
-    if existing and not overwrite:
-        raise UserError(f"{out_dir} already holds {', '.join(existing)} (pass --overwrite to replace them)")
+    check_outputs({str(out_dir / name): out_dir / name for name in OUTPUT_NAMES}, None, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = generate(config)
     fasta, pairs, cache = (out_dir / name for name in OUTPUT_NAMES)
