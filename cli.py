@@ -10,7 +10,6 @@ a bug: its traceback is shown and the exit code is 1. `--debug` shows the traceb
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import sys
 from pathlib import Path
@@ -25,14 +24,15 @@ from rich.text import Text
 
 # Config records only: they import no torch, h5py or fair-esm (each command imports its library function late).
 from data.device import DEVICE_HELP
-from data.errors import UserError
+from data.errors import UserError, os_error_cause
 from data.negatives import NegativesConfig
 from data.splits import SPLIT_METHODS, SplitConfig
-from data.synth import SynthConfig
+from data.synth import BACKGROUNDS, TEACHER_PRESETS, SynthConfig
+from data.synth import PRESETS as SYNTH_PRESETS
 from data.version import TOOL_VERSION
 from demo import DemoConfig
-from student.config import (HEADS, MAP_LOSSES, MAP_NORMS, MAP_TARGETS, SPLITS, EvaluateConfig, ModelConfig,
-                            PredictConfig, TrainConfig)
+from student.config import (HEADS, MAP_LOSSES, MAP_NORMS, MAP_PAIRS, MAP_TARGETS, POOLS, SPLITS, EvaluateConfig,
+                            ModelConfig, PredictConfig, TrainConfig)
 from student.evaluation.config import AblateConfig, EvaluateMapsConfig
 from student.screening.config import ScreenConfig
 from teacher_cache.teachers.config import PrecomputeConfig, RandomTeacherConfig, StructureCacheConfig
@@ -41,18 +41,18 @@ console = Console(stderr=True)  # progress, reports, warnings and errors
 stdout = Console()  # what a command is asked to print (`cache info`): it can be piped or redirected
 log = logging.getLogger("protein_loftr")
 
-# Operating-system failures a user can mend (a path, a permission, a full or read-only disk): user errors.
-USER_OS_ERRORS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC, errno.EROFS,
-                  errno.EDQUOT, errno.EEXIST}
-
 
 def user_message(exc: BaseException) -> str | None:
-    """The message of an error the user can fix, or None for a bug."""
+    """The message of an error the user can fix, or None for a bug. OS errors name the path and the cause (HDF5's
+    errors too, whose errno is only in their text)."""
     if isinstance(exc, UserError):
         return str(exc)
-    if isinstance(exc, OSError) and exc.errno in USER_OS_ERRORS:
-        where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
-        return f"{where}: {exc.strerror}" if where else str(exc.strerror or exc)
+    cause = os_error_cause(exc)
+    if cause is not None:
+        text, name = cause
+        names = [str(n) for n in (getattr(exc, "filename", None), getattr(exc, "filename2", None)) if n is not None]
+        where = " -> ".join(names) or name
+        return f"{where}: {text}" if where else text
     return None
 
 
@@ -385,6 +385,10 @@ training_options = options(
            help="mass: map loss / teacher map mass (sparse maps keep a useful weight); mean: average over cells."),
     option(TrainConfig, "alpha_map", type=float, help="Weight of the map loss."),
     option(TrainConfig, "beta_sem", type=float, help="Weight of the semantic (embedding cosine) loss."),
+    option(TrainConfig, "map_pairs", type=click.Choice(MAP_PAIRS),
+           help="Pairs whose maps enter the map loss: all, or positives only (by label)."),
+    option(TrainConfig, "map_confidence", help="Weight each pair's map loss by the teacher map's peak."),
+    option(TrainConfig, "map_rank_k", type=int, help="Teacher cells the rank map loss asks to rank first."),
     option(TrainConfig, "epochs", type=int),
     option(TrainConfig, "batch_size", type=int),
     option(TrainConfig, "lr", type=float, help="AdamW peak learning rate."),
@@ -397,6 +401,9 @@ training_options = options(
     option(ModelConfig, "kernel_sizes", help="Odd conv kernel sizes, one per layer."),
     option(ModelConfig, "embed_dim", type=int),
     option(ModelConfig, "hidden", type=int, help="Hidden units of the classifier MLPs."),
+    option(ModelConfig, "pool", type=click.Choice(POOLS),
+           help="What the features head reads of each protein: max (which patterns occur) or max+mean (also how "
+                "often: composition)."),
     device_option(TrainConfig),
     option(TrainConfig, "workers", type=int, help="DataLoader worker processes."),
 )
@@ -526,8 +533,26 @@ def predict(**params: Any) -> None:
 @option(SynthConfig, "embedding_dim", type=int, help="Size of the oracle teacher's embeddings.")
 @option(SynthConfig, "attention_noise", type=float, help="Background noise of the oracle attention map.")
 @option(SynthConfig, "seed", type=int, help="Seed of everything drawn.")
+@option(SynthConfig, "mutation_rate", type=float, help="Per-residue substitution rate of every planted motif copy.")
+@option(SynthConfig, "decoy_motifs", type=int, help="Motifs of no family (they meet nothing).")
+@option(SynthConfig, "decoys_per_protein", type=int, help="Decoy copies planted in every protein.")
+@option(SynthConfig, "background", type=click.Choice(BACKGROUNDS), help="Background residue composition.")
+@option(SynthConfig, "teacher_discrimination", type=float,
+        help="Teacher block strength on negatives relative to positives (0: oracle, 1: cannot tell).")
+@option(SynthConfig, "teacher_recall", type=float, help="Share of true contact cells the teacher marks.")
+@option(SynthConfig, "teacher_strength_min", type=float, help="Block strength per pair ~ U(this, 1).")
+@option(SynthConfig, "teacher_decoys", type=int, help="False (decoy) blocks per teacher map.")
+@option(SynthConfig, "teacher_decoy_strength", type=float, help="Strength of the decoy blocks (x U(0.5, 1)).")
+@option(SynthConfig, "teacher_offset", type=int, help="The teacher's block is shifted by up to this many residues.")
+@option(SynthConfig, "teacher_noise", type=float, help="Teacher background noise: + this x U(0,1)^2 per cell.")
+@click.option("--preset", "preset", type=click.Choice(sorted(SYNTH_PRESETS)),
+              help="Generator preset (hard: docs/results.md section 2); options given explicitly win.")
+@click.option("--teacher-preset", "teacher_preset", type=click.Choice(list(TEACHER_PRESETS)),
+              help="Teacher preset, oracle .. useless; options given explicitly win.")
 @overwrite_option("Replace existing files in --out.")
-def synth(out: str, overwrite: bool, **params: Any) -> None:
+@click.pass_context
+def synth(ctx: click.Context, out: str, overwrite: bool, preset: str | None, teacher_preset: str | None,
+          **params: Any) -> None:
     """Write a planted-interface benchmark: seqs.fasta, pairs.tsv (with a split column) and an oracle cache.h5.
 
     Positive pairs carry complementary motifs whose contact block is planted; negatives carry motifs that do not
@@ -539,6 +564,10 @@ def synth(out: str, overwrite: bool, **params: Any) -> None:
     """
     from teacher_cache.teachers.synthetic import make_synthetic
 
+    for values in (SYNTH_PRESETS.get(preset or "", {}), TEACHER_PRESETS.get(teacher_preset or "", {})):
+        for name, value in values.items():
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
+                params[name] = value
     config = build(SynthConfig, params)
     bar = Progress(console=console, transient=True)
     with bar:
@@ -547,6 +576,11 @@ def synth(out: str, overwrite: bool, **params: Any) -> None:
     for part, count in outputs.counts.items():
         console.print(f"{part:>5}: {count['pairs']} pairs, {count['positives']} positive")
     console.print(f"planted contacts fill {100 * outputs.contact_density:.2f}% of a positive pair's map")
+    if outputs.quality is not None:
+        q = outputs.quality
+        console.print(f"teacher quality against the truth: map top-L/5 precision {q['teacher_p_l5']:.3f} "
+                      f"(positives), AUPR of the map maximum as a pair score {q['teacher_aupr']:.3f} "
+                      f"(AUROC {q['teacher_auroc']:.3f})")
     console.print(f"wrote {outputs.fasta}, {outputs.pairs}, {outputs.cache} (teacher=synthetic, seed {config.seed})")
 
 
@@ -782,8 +816,10 @@ def screen(**params: Any) -> None:
             --maps top-maps.h5 --maps-top 100
         python cli.py screen --checkpoint run/best.pt --fasta yeast.fasta --out part3.tsv --shard 3/16
     """
+    from data.allocator import keep_freed_memory
     from student.screening.screen import run_screen
 
+    keep_freed_memory()  # as precompute and train: large block products are not page-faulted anew (issue 22)
     if params["top"] is None and params["min_prob"] is None:
         params["top"] = field_default(ScreenConfig, "top")
     bar, advance = _staged_progress({"encode": "encoding proteins", "pairs": "scoring pairs"})

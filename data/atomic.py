@@ -7,11 +7,12 @@ name, rename into place on success, remove the temporary file on failure."""
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Union
 
-from data.errors import UserError
+from data.errors import UserError, os_error_cause
 
 PathLike = Union[str, Path]
 # Outputs and inputs by the option that names them ({"--out": path}); a plain list of paths works too. None and ""
@@ -101,8 +102,48 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only folder, no permission: the user's to mend
+        cause = os_error_cause(exc)
+        if cause is None:
+            raise
+        raise WriteError(path, cause[0]) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+class WriteError(UserError):
+    """An output that could not be written (disk full, read-only folder, no permission); nothing is left of it."""
+
+    def __init__(self, path: str | Path, cause: str):
+        super().__init__(f"cannot write {path}: {cause} (nothing was written to it)")
+        self.path, self.cause = Path(path), cause
+
+
+def check_free_space(path: str | Path, needed_bytes: int, label: str = "", margin: float = 1.1) -> None:
+    """Refuse, before a long write, an output whose estimated size (`needed_bytes`, times `margin`) exceeds the
+    free space of the file system that will hold it."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # no answer: the write itself will tell
+    needed = int(needed_bytes * margin)
+    if needed > free:
+        raise UserError(f"not enough free space for {_where(label, path)}: it needs about {_size(needed)}, and "
+                        f"{folder} has {_size(free)} free; free some space or write it elsewhere")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data.errors import UserError
+from data.graphs import connected_components
 from data.keys import sequence_key
 
 log = logging.getLogger(__name__)
@@ -101,20 +102,8 @@ def cluster_sequences(sequences: list[str], config: HomologyConfig | None = None
     """
     config = config or HomologyConfig()
     unique = {sequence_key(s): s for s in sequences}
-    parent = {key: key for key in unique}
-
-    def find(key: str) -> str:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
     hits = search_hits(list(unique.values()), list(unique.values()), config)
-    for query, target, _ in hits:
-        root_q, root_t = find(query), find(target)
-        if root_q != root_t:
-            parent[max(root_q, root_t)] = min(root_q, root_t)
-    groups = {key: find(key) for key in unique}
+    groups = connected_components(unique, ((query, target) for query, target, _ in hits))
     log.debug("%d sequences, %d hits, %d homology groups", len(unique), len(hits), len(set(groups.values())))
     return groups
 

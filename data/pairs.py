@@ -17,6 +17,14 @@ from data.textio import read_lines
 
 log = logging.getLogger(__name__)
 
+LABEL_COLUMN = "label"
+OTHER_COLUMNS = ("split", "map_target")
+
+
+class ConflictError(InputError):
+    """One sequence pair given with both labels (commands that can drop such pairs add their option to the message)."""
+
+
 HEADER_FIRST_FIELDS = {"id_a", "protein_a", "proteina", "protein1", "id1", "a", "query", "seq_a", "name_a"}
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -77,6 +85,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _unknown_id(name: str, sequences: dict[str, str]) -> str:
+    """The message for an id that is not a FASTA id; names a header it is one field of (UniProt: sp|P12345|NAME)."""
+    matches = [fasta_id for fasta_id in sequences
+               if "|" in fasta_id and name in fasta_id.split("|")]
+    message = f"protein id '{name}' is not in the FASTA file"
+    if matches:
+        shown = ", ".join(f"'{m}'" for m in matches[:3]) + (" ..." if len(matches) > 3 else "")
+        message += (f"; it is one field of the FASTA header {shown} (a FASTA id is the whole first word of its "
+                    f"header): use '{matches[0]}' in the pairs file, or shorten the FASTA headers to the accession")
+    return message
+
+
 def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool = False,
                drop_conflicts: bool = False) -> PairTable:
     """Read and validate a pairs table against {id: sequence}; see the module docstring for the format.
@@ -94,6 +114,7 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
     split_col: int | None = None
     map_col: int | None = None
     n_fields: int | None = None
+    is_header_file = False
 
     for number, line in read_lines(path):
         if not line.strip() or line.startswith("#"):
@@ -109,6 +130,7 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
             is_header = not names_proteins and (
                 fields[0].lower() in HEADER_FIRST_FIELDS or (n_fields >= 3 and not _is_number(fields[2])))
             if is_header:
+                is_header_file = True
                 columns = [f.lower() for f in fields]
                 label_col = columns.index("label") if "label" in columns else None
                 split_col = columns.index("split") if "split" in columns else None
@@ -122,7 +144,7 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
         id_a, id_b = fields[0], fields[1]
         for name in (id_a, id_b):
             if name not in sequences:
-                raise InputError(f"protein id '{name}' is not in the FASTA file", path, number)
+                raise InputError(_unknown_id(name, sequences), path, number)
         label = _parse_label(fields[label_col], path, number) if label_col is not None else None
         split = None
         if split_col is not None:
@@ -142,7 +164,7 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
             if earlier.label != pair.label and drop_conflicts:
                 conflicting.add(key)
             elif earlier.label != pair.label:
-                raise InputError(
+                raise ConflictError(
                     f"pair {id_a}/{id_b} repeats the sequences of line {earlier.line} "
                     f"({earlier.id_a}/{earlier.id_b}) with a different label", path, number)
             continue
@@ -158,7 +180,13 @@ def read_pairs(path: str | Path, sequences: dict[str, str], require_labels: bool
     if not pairs:
         raise InputError("no pairs found (empty file?)", path)
     if require_labels and label_col is None:
-        raise InputError("a label column (0/1) is required", path)
+        if is_header_file:
+            raise InputError(f"a label column (0/1) is required, and the header names none: it has "
+                             f"{', '.join(repr(c) for c in columns)}; the label column must be named "
+                             f"'{LABEL_COLUMN}' (other columns read by name: {', '.join(OTHER_COLUMNS)}), or leave "
+                             "out the header and put the label in the third column", path)
+        raise InputError("a label column (0/1) is required: the table has two columns (id_a id_b); add a third "
+                         "column of 0/1 labels, or a header with a 'label' column", path)
     if dropped:
         log.warning("%s: dropped %d duplicate pair(s) (same two sequences, either order)", path, dropped)
     return PairTable(pairs, str(path), dropped, columns, conflicts_dropped)

@@ -1,14 +1,19 @@
 """Train/valid/test splits of a pairs table: by pair (random), by protein content, or by precomputed groups
 (e.g. homology clusters from `data.homology`).
 
-Protein-disjoint splits assign whole groups of proteins (identical sequences under any id are one protein) to a
-part; a pair belongs to a part when both its proteins do, and pairs that straddle two parts are dropped and counted.
-Since a pair survives only when both of its proteins land in one part, a part that should hold a fraction f of
-the pairs receives groups carrying a share proportional to sqrt(f) of the pair endpoints.
+Protein-disjoint splits assign whole groups of proteins (identical sequences under any id are one protein; or
+homology groups) to a part; a pair belongs to a part when both its proteins do. Groups linked by pairs form
+connected components, and whole components are assigned first (seeded random order; test, then valid, then
+train), so a sparse set -- a few dozen real pairs -- loses no pair. Only when the components are too large for
+the targets (a dense set: one giant component) is the largest one split by groups: there, since a pair survives
+only when both of its proteins land in one part, a part that should hold a fraction f of the pairs receives
+groups carrying a share proportional to sqrt(f) of the pair endpoints, and pairs that straddle two parts are
+dropped and counted. A part left without positives or without negatives is warned about (log and stats).
 """
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,10 +22,12 @@ import numpy as np
 
 from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.errors import UserError
+from data.graphs import connected_components
 from data.keys import sequence_key
 from data.pairs import SPLIT_NAMES, Pair, write_pairs
 
 SPLIT_METHODS = ("random", "protein", "homology")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,7 +78,9 @@ def assign_splits(pairs: list[Pair], by: str = "protein", valid_frac: float = 0.
         parts[order[n_test:n_test + n_valid]] = "valid"
         parts[order[n_test + n_valid:]] = "train"
         kept = [replace(p, split=str(part)) for p, part in zip(pairs, parts)]
-        return SplitResult(kept, 0, split_stats(kept))
+        stats = split_stats(kept)
+        warn_missing_classes(stats, fractions)
+        return SplitResult(kept, 0, stats)
     if by == "protein":
         groups = {sequence_key(s): sequence_key(s) for p in pairs for s in (p.seq_a, p.seq_b)}
     elif by == "homology":
@@ -86,25 +95,13 @@ def assign_splits(pairs: list[Pair], by: str = "protein", valid_frac: float = 0.
             raise ValueError(f"sequence {key[:12]}… has no group")
         return groups[key]
 
-    # Endpoint counts per group: how much pair mass a group carries.
-    weight = Counter(group_of(s) for p in pairs for s in (p.seq_a, p.seq_b))
-    names = sorted(weight)
-    order = rng.permutation(len(names))
-    share = {part: np.sqrt(f) for part, f in fractions.items()}
-    total_share = sum(share.values())
-    total_weight = sum(weight.values())
-    targets = {part: share[part] / total_share * total_weight for part in fractions}
-    assigned: dict[str, str] = {}
-    filled = {part: 0.0 for part in fractions}
-    for index in order:  # fill test, then valid, then train, in random group order
-        name = names[index]
-        part = next((p for p in ("test", "valid") if filled[p] < targets[p]), "train")
-        assigned[name] = part
-        filled[part] += weight[name]
+    pair_groups = [(group_of(p.seq_a), group_of(p.seq_b)) for p in pairs]
+    names = sorted({g for ends in pair_groups for g in ends})
+    assigned = _assign_components(pair_groups, names, fractions, rng)
     kept: list[Pair] = []
     dropped = 0
-    for pair in pairs:
-        part_a, part_b = assigned[group_of(pair.seq_a)], assigned[group_of(pair.seq_b)]
+    for pair, (group_a, group_b) in zip(pairs, pair_groups):
+        part_a, part_b = assigned[group_a], assigned[group_b]
         if part_a != part_b:
             dropped += 1
             continue
@@ -112,7 +109,89 @@ def assign_splits(pairs: list[Pair], by: str = "protein", valid_frac: float = 0.
     if not any(p.split == "test" for p in kept) or not any(p.split == "train" for p in kept):
         raise UserError(f"the {by} split left an empty train or test part ({len(pairs)} pairs, "
                         f"{len(names)} groups): use more pairs or other fractions")
-    return SplitResult(kept, dropped, split_stats(kept, dropped, groups))
+    stats = split_stats(kept, dropped, groups)
+    warn_missing_classes(stats, fractions)
+    return SplitResult(kept, dropped, stats)
+
+
+def _components(pair_groups: list[tuple[str, str]], names: list[str]) -> dict[str, str]:
+    """Connected components of the graph whose nodes are groups and whose edges are pairs: group -> root."""
+    return connected_components(names, pair_groups)
+
+
+def _closer(filled: float, size: int, target: float) -> bool:
+    """Whether adding `size` pairs brings a part that is still short of `target` closer to it."""
+    return filled < target and abs(filled + size - target) <= abs(target - filled)
+
+
+def _assign_components(pair_groups: list[tuple[str, str]], names: list[str], fractions: dict[str, float],
+                       rng: np.random.Generator) -> dict[str, str]:
+    """Part of every group. Whole connected components of pairs go to one part (test, then valid, then train, in a
+    seeded random order of components), so no pair of them straddles two parts. When components are too large for
+    that (a dense graph: one giant component), the parts still short of their target take groups of the largest
+    component, filled by endpoint weight (a share proportional to sqrt(f) of its pair endpoints), and the pairs
+    of that component that straddle two parts are dropped."""
+    component = _components(pair_groups, names)
+    sizes = Counter(component[group_a] for group_a, _ in pair_groups)
+    roots = sorted(sizes)
+    total = len(pair_groups)
+    targets = {part: fraction * total for part, fraction in fractions.items()}
+    filled = {part: 0.0 for part in fractions}
+    part_of_root: dict[str, str] = {}
+    for index in rng.permutation(len(roots)):
+        name = roots[index]
+        part = next((p for p in ("test", "valid") if _closer(filled[p], sizes[name], targets[p])), "train")
+        part_of_root[name] = part
+        filled[part] += sizes[name]
+    short = [p for p in ("test", "valid") if targets[p] > 0 and filled[p] < 0.5 * targets[p]]
+    assigned = {name: part_of_root[component[name]] for name in names}
+    if not short:
+        return assigned
+    # Split the largest component of the training part by groups, to fill the parts that are short.
+    train_roots = [r for r in roots if part_of_root[r] == "train"]
+    if not train_roots:
+        return assigned
+    largest = max(train_roots, key=lambda r: (sizes[r], r))
+    inside = [ends for ends in pair_groups if component[ends[0]] == largest]
+    members = sorted({g for ends in inside for g in ends})
+    weight = Counter(g for ends in inside for g in ends)
+    want = {p: (max(targets[p] - filled[p], 0.0) if p in short else 0.0) for p in ("test", "valid")}
+    want["train"] = max(len(inside) - want["test"] - want["valid"], 1.0)
+    share = {part: np.sqrt(max(value, 0.0) / len(inside)) for part, value in want.items()}
+    total_share = sum(share.values())
+    total_weight = sum(weight.values())
+    group_targets = {part: share[part] / total_share * total_weight for part in share}
+    group_filled = {part: 0.0 for part in share}
+    for index in rng.permutation(len(members)):  # fill test, then valid, then train, in random group order
+        name = members[index]
+        part = next((p for p in ("test", "valid") if group_filled[p] < group_targets[p]), "train")
+        assigned[name] = part
+        group_filled[part] += weight[name]
+    return assigned
+
+
+def warn_missing_classes(stats: dict, fractions: dict[str, float] | None = None) -> list[str]:
+    """Warn (log, and stats["warnings"]) about a part that lacks a class or is empty though asked for."""
+    warnings = []
+    for part in SPLIT_NAMES:
+        entry = stats.get(part) or {}
+        n, positives = entry.get("pairs", 0), entry.get("positives", 0)
+        if n == 0:
+            if fractions is None or fractions.get(part, 0) > 0:
+                warnings.append(f"the {part} part is empty")
+            continue
+        if entry.get("positive_rate") is None:
+            continue  # unlabelled pairs
+        if positives == 0:
+            warnings.append(f"the {part} part has {n} pairs and no positive")
+        elif positives == n:
+            warnings.append(f"the {part} part has {n} pairs and no negative")
+    for warning in warnings:
+        log.warning("%s: its metrics (and, for valid, early stopping and the threshold) need both classes; use "
+                    "more pairs, other fractions or another --seed", warning)
+    if warnings:
+        stats["warnings"] = warnings
+    return warnings
 
 
 @dataclass
@@ -219,7 +298,13 @@ def split_file(pairs_path: str | Path, fasta_path: str | Path, out: str | Path, 
 
     check_outputs({"--out": out, "statistics of --out": split_stats_path(out)},
                   {"--pairs": pairs_path, "--fasta": fasta_path}, overwrite)
-    table = read_pairs(pairs_path, read_fasta(fasta_path), require_labels=True, drop_conflicts=drop_conflicts)
+    from data.pairs import ConflictError
+
+    try:
+        table = read_pairs(pairs_path, read_fasta(fasta_path), require_labels=True, drop_conflicts=drop_conflicts)
+    except ConflictError as exc:
+        raise UserError(f"{exc}; pass --drop-conflicts to drop every row of such pairs (they are counted and "
+                        "reported)") from None
     result = make_split(table.pairs, config)
     return SplitRun(result, write_split(out, result), len(table.pairs), table.conflicts_dropped)
 

@@ -17,16 +17,24 @@ How a data set is drawn (all from one seed):
    B's motif residues) is 1, everything else 0; a negative pair has no contact. With 8-residue motifs and the
    default 48-128 residues, contacts fill ~0.9% of a positive pair's map (the MEASURED.md prototype, with longer
    proteins, ~0.04%); the defaults are short so that the ablation grid runs on a shared 2-core CPU.
-5. Splits: a `split` column (train/valid/test, stratified by label) so that every run on one data set uses the
+5. Harder sets (issue 16; every knob off by default, and then the data are exactly those of the first version):
+   `mutation_rate` substitutes each residue of every planted motif copy by another residue with that probability
+   (per copy, so no two carriers share one exact string); `decoy_motifs` random motifs that belong to no family,
+   of which every protein carries `decoys_per_protein` (they meet nothing: the truth never holds a block there);
+   `background="yeast"` draws background residues from a fixed yeast-like composition instead of uniformly.
+   `PRESETS["hard"]` is the documented hard setting (docs/results.md, section 2).
+6. Splits: a `split` column (train/valid/test, stratified by label) so that every run on one data set uses the
    same parts. Proteins are random and never repeat (no sequence occurs twice), so a pair split is a protein split.
 
+The `teacher_*` fields describe the teacher of `teacher_cache.teachers.synthetic` (oracle by default); they do not
+change the drawn data.
 The oracle teacher cache (planted contacts as the contact map, a noisy copy as attention, embeddings from a fixed
 projection of composition and motif) is written by `teacher_cache.teachers.synthetic`; this module only draws the
 data and writes FASTA and pairs files.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +47,10 @@ from data.pairs import SPLIT_NAMES
 
 GENERATOR_VERSION = 1
 STANDARD_RESIDUES = RESIDUES[:20]
+BACKGROUNDS = ("uniform", "yeast")
+# Approximate amino-acid composition of the yeast proteome (percent).
+YEAST_COMPOSITION = dict(A=5.5, C=1.3, D=5.8, E=6.5, F=4.4, G=5.0, H=2.2, I=6.6, K=7.3, L=9.5, M=2.1, N=6.1, P=4.4,
+                         Q=3.9, R=4.4, S=9.0, T=5.9, V=5.6, W=1.0, Y=3.4)
 PAIR_COLUMNS = ("id_a", "id_b", "label", "split", "family_a", "motif_start_a", "family_b", "motif_start_b")
 
 
@@ -57,6 +69,19 @@ class SynthConfig:
     embedding_dim: int = 32  # size of the oracle teacher's protein embeddings
     attention_noise: float = 0.05  # scale of the background noise in the oracle attention map
     seed: int = 0
+    # harder data (issue 16); the defaults draw exactly the data of generator version 1
+    mutation_rate: float = 0.0  # per-residue substitution rate of every planted motif copy
+    decoy_motifs: int = 0  # motifs of no family (a pool shared by both sides)
+    decoys_per_protein: int = 0  # decoy copies planted in every protein (needs decoy_motifs >= 1)
+    background: str = "uniform"  # uniform | yeast (a fixed yeast-like residue composition)
+    # the teacher (teacher_cache.teachers.synthetic); the defaults are the oracle: its contact map is the truth
+    teacher_discrimination: float = 0.0  # negatives' block strength relative to positives' (0 oracle, 1 blind)
+    teacher_recall: float = 1.0  # share of true contact cells the teacher marks
+    teacher_strength_min: float = 1.0  # a pair's block strength is U(strength_min, 1) (1: always 1)
+    teacher_decoys: int = 0  # false blocks per map (motif_len x motif_len at random places)
+    teacher_decoy_strength: float = 0.5  # their strength (times U(0.5, 1) per block)
+    teacher_offset: int = 0  # the marked block is shifted by up to this many residues on each axis
+    teacher_noise: float = 0.0  # background noise: + teacher_noise * U(0, 1)^2 per cell
 
     def __post_init__(self) -> None:
         if self.n_pairs < 10:
@@ -76,9 +101,56 @@ class SynthConfig:
                             f"(got valid {self.valid_frac}, test {self.test_frac})")
         if self.embedding_dim < 1 or self.attention_noise < 0:
             raise UserError("embedding-dim must be positive and attention-noise not negative")
+        if not 0.0 <= self.mutation_rate <= 1.0:
+            raise UserError(f"mutation-rate must be in [0, 1] (got {self.mutation_rate})")
+        if self.decoy_motifs < 0 or self.decoys_per_protein < 0 or (self.decoys_per_protein and not self.decoy_motifs):
+            raise UserError("decoys-per-protein needs decoy-motifs >= 1 (and neither may be negative)")
+        if (1 + self.decoys_per_protein) * self.motif_len > self.min_len:
+            raise UserError(f"min-len {self.min_len} cannot hold the motif and {self.decoys_per_protein} decoy(s) "
+                            f"of {self.motif_len} residues")
+        if self.background not in BACKGROUNDS:
+            raise UserError(f"unknown background {self.background!r} (one of {', '.join(BACKGROUNDS)})")
+        for name in ("teacher_discrimination", "teacher_recall", "teacher_strength_min", "teacher_decoy_strength"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"{name.replace('_', '-')} must be in [0, 1] (got {getattr(self, name)})")
+        if self.teacher_decoys < 0 or self.teacher_offset < 0 or self.teacher_noise < 0:
+            raise UserError("teacher-decoys, teacher-offset and teacher-noise must not be negative")
+
+    @property
+    def hard_data(self) -> bool:
+        """Whether any of the issue-16 generator knobs is on (else the first version's drawing path runs)."""
+        return bool(self.mutation_rate or self.decoys_per_protein or self.background != "uniform")
+
+    @property
+    def oracle_teacher(self) -> bool:
+        return (self.teacher_discrimination == 0 and self.teacher_recall == 1 and self.teacher_strength_min == 1
+                and self.teacher_decoys == 0 and self.teacher_offset == 0 and self.teacher_noise == 0)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Documented presets (`python cli.py synth --preset NAME`); options given explicitly win over a preset.
+PRESETS: dict[str, dict] = {
+    # the hard generator of docs/results.md section 2: 16 families, yeast-like lengths, mutated motif copies,
+    # decoy motifs, yeast-like background; contacts fill ~0.05% of a positive map
+    "hard": dict(families=16, min_len=200, max_len=500, mutation_rate=0.1, decoy_motifs=16, decoys_per_protein=1,
+                 background="yeast"),
+}
+# Teacher presets (`--teacher-preset NAME`), from the oracle to a useless teacher. "esm-like" is anchored on issue
+# 16's figures: ~45% of the true block, three half-strength decoys per map, negatives at half strength.
+TEACHER_PRESETS: dict[str, dict] = {
+    "oracle": dict(teacher_discrimination=0.0, teacher_recall=1.0, teacher_strength_min=1.0, teacher_decoys=0,
+                   teacher_offset=0, teacher_noise=0.0),
+    "good": dict(teacher_discrimination=0.25, teacher_recall=0.7, teacher_strength_min=0.3, teacher_decoys=1,
+                 teacher_decoy_strength=0.5, teacher_offset=1, teacher_noise=0.1),
+    "esm-like": dict(teacher_discrimination=0.5, teacher_recall=0.45, teacher_strength_min=0.1, teacher_decoys=3,
+                     teacher_decoy_strength=0.5, teacher_offset=2, teacher_noise=0.2),
+    "poor": dict(teacher_discrimination=0.8, teacher_recall=0.25, teacher_strength_min=0.1, teacher_decoys=5,
+                 teacher_decoy_strength=0.7, teacher_offset=3, teacher_noise=0.3),
+    "useless": dict(teacher_discrimination=1.0, teacher_recall=0.0, teacher_strength_min=0.3, teacher_decoys=3,
+                    teacher_decoy_strength=0.5, teacher_offset=0, teacher_noise=0.2),
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +173,7 @@ class SynthDataset:
     motifs_a: list[str]  # motifs_a[k]: the A-side motif of family k
     motifs_b: list[str]
     pairs: list[SynthPair]
+    decoys: list[str] = field(default_factory=list)  # decoy motifs (no family)
 
     @property
     def sequences(self) -> dict[str, str]:
@@ -144,6 +217,44 @@ def _protein(rng: np.random.Generator, config: SynthConfig, motif: str) -> tuple
     return background[:start] + motif + background[start:], start
 
 
+def _mutate(rng: np.random.Generator, motif: str, rate: float) -> str:
+    """A copy of `motif` with each residue replaced by another standard residue with probability `rate`."""
+    if rate <= 0:
+        return motif
+    out = list(motif)
+    for i in np.flatnonzero(rng.random(len(motif)) < rate):
+        others = [c for c in STANDARD_RESIDUES if c != motif[i]]
+        out[i] = others[int(rng.integers(len(others)))]
+    return "".join(out)
+
+
+def _background(rng: np.random.Generator, config: SynthConfig, length: int) -> str:
+    if config.background == "uniform":
+        return _random_residues(rng, length)
+    p = np.array([YEAST_COMPOSITION[c] for c in STANDARD_RESIDUES], dtype=np.float64)
+    return "".join(rng.choice(list(STANDARD_RESIDUES), size=length, p=p / p.sum()))
+
+
+def _hard_protein(rng: np.random.Generator, config: SynthConfig, motif: str,
+                  decoys: list[str]) -> tuple[str, int]:
+    """A protein with its (mutated) motif and `decoys_per_protein` (mutated) decoy copies, none overlapping."""
+    length = int(rng.integers(config.min_len, config.max_len + 1))
+    pieces = [_mutate(rng, motif, config.mutation_rate)]
+    pieces += [_mutate(rng, decoys[int(rng.integers(len(decoys)))], config.mutation_rate)
+               for _ in range(config.decoys_per_protein)]
+    background = _background(rng, config, length - len(pieces) * config.motif_len)
+    order = rng.permutation(len(pieces))  # the order of the pieces along the chain
+    cuts = np.sort(rng.integers(0, len(background) + 1, size=len(pieces)))  # insertion points in the background
+    sequence, start, previous = "", -1, 0
+    for cut, piece_index in zip(cuts, order):
+        sequence += background[previous:cut]
+        if piece_index == 0:
+            start = len(sequence)
+        sequence += pieces[piece_index]
+        previous = cut
+    return sequence + background[previous:], start
+
+
 def _split_labels(rng: np.random.Generator, labels: np.ndarray, config: SynthConfig) -> np.ndarray:
     """train/valid/test per pair, stratified by label."""
     parts = np.empty(len(labels), dtype=object)
@@ -167,6 +278,12 @@ def generate(config: SynthConfig) -> SynthDataset:
     labels = rng.permutation(labels)
     splits = _split_labels(rng, labels, config)
     seen: set[str] = set(motifs_a) | set(motifs_b)  # a protein equal to a bare motif would be odd; keep them apart
+    decoys: list[str] = []
+    if config.hard_data:  # drawn after everything of version 1, so the knobs' defaults leave its data unchanged
+        while len(decoys) < config.decoy_motifs:
+            motif = _random_residues(rng, config.motif_len)
+            if motif not in seen and motif not in decoys:
+                decoys.append(motif)
     pairs: list[SynthPair] = []
     width = len(str(config.n_pairs))
     for index, label in enumerate(labels):
@@ -176,15 +293,19 @@ def generate(config: SynthConfig) -> SynthDataset:
         else:  # any other family, uniformly
             family_b = int((family_a + rng.integers(1, config.families)) % config.families)
         while True:  # redraw on the (astronomically rare) repeat of a sequence
-            seq_a, start_a = _protein(rng, config, motifs_a[family_a])
-            seq_b, start_b = _protein(rng, config, motifs_b[family_b])
+            if config.hard_data:
+                seq_a, start_a = _hard_protein(rng, config, motifs_a[family_a], decoys)
+                seq_b, start_b = _hard_protein(rng, config, motifs_b[family_b], decoys)
+            else:
+                seq_a, start_a = _protein(rng, config, motifs_a[family_a])
+                seq_b, start_b = _protein(rng, config, motifs_b[family_b])
             if seq_a not in seen and seq_b not in seen and seq_a != seq_b:
                 break
         seen.update((seq_a, seq_b))
         name = f"syn{index:0{width}d}"
         pairs.append(SynthPair(f"{name}_a", f"{name}_b", seq_a, seq_b, int(label), str(splits[index]),
                                family_a, start_a, family_b, start_b))
-    return SynthDataset(config, motifs_a, motifs_b, pairs)
+    return SynthDataset(config, motifs_a, motifs_b, pairs, decoys)
 
 
 def write_pairs_table(path: str | Path, dataset: SynthDataset) -> None:
@@ -206,3 +327,26 @@ def split_counts(dataset: SynthDataset) -> dict[str, dict[str, int]]:
     return {part: {"pairs": sum(p.split == part for p in dataset.pairs),
                    "positives": sum(p.split == part and p.label == 1 for p in dataset.pairs)}
             for part in SPLIT_NAMES}
+
+
+def planted_truth(pairs_path: str | Path) -> dict[tuple[str, str], tuple[int, int, int]] | None:
+    """{(id_a, id_b): (label, motif_start_a, motif_start_b)} from a `synth` pairs table; None for any other table."""
+    with open(pairs_path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        if not {"id_a", "id_b", "label", "motif_start_a", "motif_start_b"} <= set(header):
+            return None
+        col = {name: header.index(name) for name in header}
+        out = {}
+        for line in handle:
+            v = line.rstrip("\n").split("\t")
+            out[(v[col["id_a"]], v[col["id_b"]])] = (int(v[col["label"]]), int(v[col["motif_start_a"]]),
+                                                     int(v[col["motif_start_b"]]))
+    return out
+
+
+def truth_block(shape: tuple[int, int], label: int, start_a: int, start_b: int, motif_len: int) -> np.ndarray:
+    """The planted contacts of one pair from its table row (as `planted_contacts`)."""
+    contact = np.zeros(shape, dtype=bool)
+    if label == 1:
+        contact[start_a:start_a + motif_len, start_b:start_b + motif_len] = True
+    return contact

@@ -1,4 +1,5 @@
-"""Line reading shared by the FASTA and pairs readers: plain or gzip, CRLF tolerated, UTF-8 checked per line."""
+"""Line reading shared by the FASTA and pairs readers: plain or gzip, CRLF tolerated, UTF-8 checked per line, a
+UTF-8 byte-order mark (what some editors put at the start of a file) dropped."""
 from __future__ import annotations
 
 import gzip
@@ -25,6 +26,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise InputError(f"not valid UTF-8 text ({exc.reason} at byte {exc.start})", path, number) from None
+                if number == 1 and line.startswith("\ufeff"):
+                    line = line[1:]  # byte-order mark
                 yield number, line.rstrip("\r\n")
     except (OSError, EOFError) as exc:
         if isinstance(exc, InputError):

@@ -15,7 +15,9 @@ from data.device import check_device
 from data.errors import UserError
 
 HEADS = ("features", "map", "both")
-MAP_LOSSES = ("mse", "kl", "bce")
+POOLS = ("max", "max+mean")  # what the features head reads of each protein (StudentModel.pool)
+MAP_LOSSES = ("mse", "kl", "bce", "rank", "marginal")
+MAP_PAIRS = ("all", "positives")
 MAP_TARGETS = ("contact", "attention")
 MAP_NORMS = ("mass", "mean")
 SPLITS = ("auto", "column", "random", "protein")
@@ -28,6 +30,9 @@ class ModelConfig:
     channels: tuple[int, ...] = (128, 128)  # output channels of each conv layer; the last is the feature size D
     kernel_sizes: tuple[int, ...] = (3, 5)  # odd, one per conv layer
     head: str = "both"  # features | map | both
+    # max: which residue patterns occur; max+mean also how often (composition), so the features head can express
+    # the composition baselines. Checkpoints written before this field read as "max" (`from_dict`).
+    pool: str = "max"
     hidden: int = 64  # hidden units of the classifier MLPs
     dropout: float = 0.1
     map_topk: int = 16  # cells averaged by the map head's top-k statistic
@@ -40,6 +45,8 @@ class ModelConfig:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
         if self.head not in HEADS:
             raise UserError(f"unknown head {self.head!r} (one of {', '.join(HEADS)})")
+        if self.pool not in POOLS:
+            raise UserError(f"unknown pool {self.pool!r} (one of {', '.join(POOLS)})")
         if len(self.channels) != len(self.kernel_sizes) or not self.channels:
             raise UserError(f"need one kernel size per conv layer (channels {self.channels}, "
                             f"kernel sizes {self.kernel_sizes})")
@@ -51,6 +58,11 @@ class ModelConfig:
     def feature_dim(self) -> int:
         return self.channels[-1]
 
+    @property
+    def pooled_dim(self) -> int:
+        """Size of one protein's pooled features (StudentModel.pool)."""
+        return self.feature_dim * (2 if self.pool == "max+mean" else 1)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["channels"], out["kernel_sizes"] = list(self.channels), list(self.kernel_sizes)
@@ -59,6 +71,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        values = {"pool": "max", **values}  # a config saved before `pool` existed was max-pooled
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -75,6 +88,9 @@ class TrainConfig:
     map_norm: str = "mass"  # mass: map loss summed over cells / teacher's map mass; mean: average over cells
     alpha_map: float = 1.0
     beta_sem: float = 0.1
+    map_pairs: str = "all"  # all: every pair with a target; positives: only pairs labelled 1 (student.losses)
+    map_confidence: bool = False  # weight each pair's map term by the teacher map's peak
+    map_rank_k: int = 16  # teacher cells the `rank` map loss asks to rank first
     # optimisation
     epochs: int = 30
     batch_size: int = 32
@@ -116,7 +132,8 @@ class TrainConfig:
         """The checks of every setting but the inputs and `n_train` (shared with the ablation's config)."""
         for name, value, allowed in (("map_loss", self.map_loss, MAP_LOSSES),
                                      ("map_target", self.map_target, MAP_TARGETS),
-                                     ("map_norm", self.map_norm, MAP_NORMS), ("split", self.split, SPLITS)):
+                                     ("map_norm", self.map_norm, MAP_NORMS), ("split", self.split, SPLITS),
+                                     ("map_pairs", self.map_pairs, MAP_PAIRS)):
             if value not in allowed:
                 raise UserError(f"unknown {name.replace('_', '-')} {value!r} (one of {', '.join(allowed)})")
         check_device(self.device)
@@ -124,6 +141,8 @@ class TrainConfig:
             raise UserError("epochs and batch size must be at least 1")
         if self.max_len < 8:
             raise UserError(f"max-len {self.max_len} is too short (at least 8)")
+        if self.map_rank_k < 1:
+            raise UserError(f"map-rank-k must be at least 1 (got {self.map_rank_k})")
         if self.alpha_map < 0 or self.beta_sem < 0:
             raise UserError("alpha-map and beta-sem must not be negative")
 

@@ -8,6 +8,16 @@ sparsity. A pair whose map is (nearly) empty, e.g. a negative of the planted ben
 average instead (`mean_density` x cells, the training set's mean teacher value), and never by less than 1;
 `norm="mean"` is the original average over cells. For `kl` the teacher's rows (and columns) are distributions
 over the partner's residues; rows are weighted by their teacher mass ("mass") or equally ("mean").
+
+Variants for an imperfect teacher (issue 16):
+- `rank`: a listwise ranking loss that asks only that the teacher's top cells rank above the rest of the map:
+  minus the mean log-softmax (over all real cells) of the student's logits at the teacher's `rank_k` highest
+  cells (only cells with a positive teacher value; a pair with an empty teacher map has no term). Absolute
+  teacher values, and so the strength a teacher gives a negative, do not enter.
+- `marginal`: BCE between the student's row (and column) maxima (max over the partner's residues of its logits)
+  and the teacher's row (column) maxima, i.e. "which residues are interface", normalised like the cell losses.
+- `pairs="positives"`: only pairs labelled 1 enter the map loss (the label decides, not the teacher);
+  `confidence=True`: each pair's term is weighted by the teacher map's peak (its maximum).
 """
 from __future__ import annotations
 
@@ -37,19 +47,68 @@ def _row_kl(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, nor
     return (row_kl * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(1e-12)
 
 
+def _rank(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair listwise loss of the teacher's top-k cells, and whether a pair has any (B,)."""
+    batch = logits.shape[0]
+    flat_logits = logits.masked_fill(~valid, float("-inf")).reshape(batch, -1)
+    log_p = flat_logits - torch.logsumexp(flat_logits, dim=1, keepdim=True)
+    flat_target = target.masked_fill(~valid, -1.0).reshape(batch, -1)
+    k = min(k, flat_target.shape[1])
+    values, index = flat_target.topk(k, dim=1)
+    chosen = (values > 0).to(logits.dtype)  # only cells the teacher marks at all
+    picked = log_p.gather(1, index).masked_fill(chosen == 0, 0.0)
+    count = chosen.sum(dim=1)
+    return -(picked * chosen).sum(dim=1) / count.clamp_min(1.0), count > 0
+
+
+def _marginal(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, norm: str,
+              mean_density: float) -> torch.Tensor:
+    """Per-pair BCE of student row/column maxima against teacher row/column maxima, (B,)."""
+    masked = logits.masked_fill(~valid, float("-inf"))
+    per_axis = []
+    for dim in (2, 1):
+        real = valid.any(dim=dim)  # (B, L) real residues of this axis
+        student = masked.amax(dim=dim).masked_fill(~real, 0.0)
+        teacher = (target * valid).amax(dim=dim)
+        cell = F.binary_cross_entropy_with_logits(student, teacher, reduction="none") * real
+        if norm == "mass":
+            floor = (mean_density * real.sum(dim=1)).clamp_min(MIN_MASS)
+            per_axis.append(cell.sum(dim=1) / torch.maximum(teacher.sum(dim=1), floor))
+        else:
+            per_axis.append(cell.sum(dim=1) / real.sum(dim=1).clamp_min(1))
+    return 0.5 * (per_axis[0] + per_axis[1])
+
+
 def map_loss(map_logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str = "mse",
              norm: str = "mass", has_target: torch.Tensor | None = None,
-             mean_density: float = 0.0) -> torch.Tensor:
-    """Mean over pairs with a target of the per-pair map loss.
+             mean_density: float = 0.0, labels: torch.Tensor | None = None, pairs: str = "all",
+             confidence: bool = False, rank_k: int = 16) -> torch.Tensor:
+    """Weighted mean over pairs with a target of the per-pair map loss.
 
     map_logits, target: (B, La, Lb) (target in [0, 1], any value at invalid cells); valid: (B, La, Lb) bool;
     has_target: (B,) bool. mean_density: floor of the mass normalisation per valid cell (see the module docstring).
-    Gradients at invalid cells are exactly zero.
+    labels (B,): needed for pairs="positives". Gradients at invalid cells are exactly zero.
     """
     logits = map_logits.float()
     valid_f = valid.to(logits.dtype)
     target = target.float() * valid_f
-    if kind == "kl":
+    weight = torch.ones(logits.shape[0], dtype=logits.dtype, device=logits.device)
+    if has_target is not None:
+        weight = weight * has_target.to(logits.dtype)
+    if pairs == "positives":
+        if labels is None:
+            raise ValueError("a positives-only map loss needs the labels")
+        weight = weight * (labels.float() > 0.5).to(logits.dtype)
+    elif pairs != "all":
+        raise ValueError(f"unknown map-loss pairs {pairs!r}")
+    if confidence:
+        weight = weight * target.amax(dim=(1, 2))
+    if kind == "rank":
+        per_pair, has_cells = _rank(logits, target, valid, rank_k)
+        weight = weight * has_cells.to(logits.dtype)
+    elif kind == "marginal":
+        per_pair = _marginal(logits, target, valid, norm, mean_density)
+    elif kind == "kl":
         per_pair = 0.5 * (_row_kl(logits, target, valid_f, norm)
                           + _row_kl(logits.transpose(1, 2), target.transpose(1, 2), valid_f.transpose(1, 2), norm))
     else:
@@ -67,10 +126,10 @@ def map_loss(map_logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
             per_pair = total / valid_f.sum(dim=(1, 2)).clamp_min(1.0)
         else:
             raise ValueError(f"unknown map loss normalisation {norm!r}")
-    if has_target is None:
+    if has_target is None and pairs == "all" and not confidence and kind != "rank":
         return per_pair.mean()
-    weight = has_target.to(per_pair.dtype)
-    return (per_pair * weight).sum() / weight.sum().clamp_min(1.0)
+    # a batch without any weighted pair gives 0 (not nan); confidence weights are divided by their own sum
+    return (per_pair * weight).sum() / (weight.sum().clamp_min(1e-6) if confidence else weight.sum().clamp_min(1.0))
 
 
 def semantic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -79,7 +138,8 @@ def semantic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 
 def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], pos_weight: float | None,
-               alpha_map: float, beta_sem: float, map_kind: str, map_norm: str, mean_density: float = 0.0
+               alpha_map: float, beta_sem: float, map_kind: str, map_norm: str, mean_density: float = 0.0,
+               map_pairs: str = "all", map_confidence: bool = False, map_rank_k: int = 16
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts."""
     parts = {"ce": classification_loss(outputs["logit"], batch["label"], pos_weight)}
@@ -87,7 +147,7 @@ def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     if alpha_map > 0 and "target" in batch:
         valid = batch["mask_a"][:, :, None] & batch["mask_b"][:, None, :]
         parts["map"] = map_loss(outputs["map"], batch["target"], valid, map_kind, map_norm, batch.get("has_target"),
-                                mean_density)
+                                mean_density, batch["label"], map_pairs, map_confidence, map_rank_k)
         loss = loss + alpha_map * parts["map"]
     if beta_sem > 0 and "emb_a" in batch and "sem_a" in outputs:
         parts["sem"] = semantic_loss(torch.cat([outputs["sem_a"], outputs["sem_b"]]),

@@ -77,7 +77,7 @@ class StudentModel(nn.Module):
         self.map_scale = nn.Parameter(torch.tensor(1.0))
         self.map_bias = nn.Parameter(torch.tensor(float(config.map_bias_init)))
         if config.head in ("features", "both"):
-            self.features_head = nn.Sequential(nn.Linear(2 * dim, config.hidden), nn.ReLU(),
+            self.features_head = nn.Sequential(nn.Linear(2 * config.pooled_dim, config.hidden), nn.ReLU(),
                                                nn.Dropout(config.dropout), nn.Linear(config.hidden, 1))
         if config.head in ("map", "both"):
             self.map_head = nn.Sequential(nn.Linear(3, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1))
@@ -100,8 +100,12 @@ class StudentModel(nn.Module):
         return x.transpose(1, 2)  # (B, D, L) => (B, L, D)
 
     def pool(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Max over real residues: (B, L, D) => (B, D)."""
-        return feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
+        """What the features head reads of each protein, over real residues only: the max (B, L, D) => (B, D), and
+        with pool "max+mean" the mean beside it, (B, L, D) => (B, 2D)."""
+        pooled = feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
+        if self.config.pool == "max+mean":
+            pooled = torch.cat([pooled, self.mean_pool(feat, mask)], dim=1)
+        return pooled
 
     def mean_pool(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over real residues: (B, L, D) => (B, D)."""
@@ -137,7 +141,7 @@ class StudentModel(nn.Module):
         screener all call."""
         logit = torch.zeros(pooled_a.shape[0], device=pooled_a.device)
         if self.config.head in ("features", "both"):
-            combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)  # (B, 2D), symmetric in A, B
+            combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)  # (B, 2P), symmetric in A, B
             logit = logit + self.features_head(combined).squeeze(1).float()
         if self.uses_map:
             logit = logit + self.map_head(map_stats.to(pooled_a.dtype)).squeeze(1).float()

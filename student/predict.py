@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data.atomic import atomic_path, check_outputs
+from data.atomic import atomic_path, check_free_space, check_outputs
 from data.device import resolve_device
+from data.errors import UserError
 from data.pairs import Pair
 from student.dataset import align_target
 from student.inference import predict_pairs
@@ -57,6 +58,16 @@ def write_maps(path: str | Path, pairs: list[Pair], maps: list[np.ndarray], attr
     return path
 
 
+def check_predictions(probs: np.ndarray, pairs: list[Pair], checkpoint: str | Path) -> None:
+    """Refuse NaN or infinite probabilities (a broken model), naming the checkpoint and a pair."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(probs, dtype=np.float64)))
+    if len(bad):
+        first = pairs[int(bad[0])]
+        raise UserError(f"{checkpoint}: the model gives non-finite probabilities (NaN or infinite) for {len(bad)} of "
+                        f"{len(pairs)} pairs (e.g. {first.id_a}/{first.id_b}); nothing was written: the checkpoint "
+                        "is broken, use another one")
+
+
 def run_predict(config) -> dict:
     """`predict`: probabilities TSV, optional maps HDF5 and heatmaps (student.config.PredictConfig)."""
     from data.fasta import read_fasta
@@ -70,9 +81,12 @@ def run_predict(config) -> dict:
     model, checkpoint = load_checkpoint(config.checkpoint, device)
     sequences = read_fasta(config.fasta)
     pairs = read_pairs(config.pairs, sequences).pairs
+    if config.maps is not None:  # float32 maps before compression, and their ids
+        check_free_space(config.maps, sum(4 * len(p.seq_a) * len(p.seq_b) + 256 for p in pairs), "--maps")
     want_maps = config.maps is not None or config.plot is not None
     result = predict_pairs(model, pairs, config.batch_size, device, return_maps=want_maps)
     probs, maps = result if want_maps else (result, None)
+    check_predictions(probs, pairs, config.checkpoint)
     threshold = float(checkpoint.get("threshold", 0.5))
     write_predictions(config.out, pairs, probs, threshold)
     summary = {"pairs": len(pairs), "out": str(config.out), "threshold": threshold,

@@ -29,6 +29,7 @@ from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.device import autocast_for, resolve_device, to_device
 from data.errors import UserError
 from data.fasta import read_fasta
+from data.lock import FileLock
 from data.keys import file_sha256
 from data.pairs import Pair, read_pairs
 from data.splits import split_by, stratified_subsample
@@ -76,6 +77,12 @@ def load_run_data(config: TrainConfig) -> RunData:
     if not parts["valid"]:
         raise UserError(f"the validation part of {config.pairs} is empty (early stopping and the threshold need "
                         "it): use --valid-frac > 0 or a split column with `valid` rows")
+    valid_labels = [p.label for p in parts["valid"]]
+    if sum(valid_labels) in (0, len(valid_labels)):
+        raise UserError(f"the validation part of {config.pairs} has {len(valid_labels)} pairs, {sum(valid_labels)} "
+                        "positive: it needs positives and negatives (early stopping on validation AUPR and the "
+                        "decision threshold are computed on it); use a larger --valid-frac, another --seed, or a "
+                        "split column with both classes among the `valid` rows")
     cache = None
     if config.cache:
         cache = TeacherCache.open(config.cache)
@@ -190,6 +197,13 @@ def train(config: TrainConfig, progress: bool = False,
     out = Path(config.out)
     inputs = {"--pairs": config.pairs, "--fasta": config.fasta, "--cache": config.cache}
     check_out(out, config.resume, config.overwrite, inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(out, "run directory"):  # two runs on one --out would mix their files: the second is refused
+        return _train_locked(config, out, inputs, started, progress, on_epoch)
+
+
+def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, progress: bool,
+                  on_epoch: Callable[[int, dict], None] | None) -> dict:
     data = load_run_data(config)  # inputs are checked before an old run is removed
     prepare_out(out, config.resume, config.overwrite, inputs)
     device = resolve_device(config.device)
@@ -266,7 +280,8 @@ def train(config: TrainConfig, progress: bool = False,
                 with autocast_for(device):
                     outputs = model(batch["tokens_a"], batch["mask_a"], batch["tokens_b"], batch["mask_b"])
                 loss, parts = total_loss(outputs, batch, config.pos_weight, config.alpha_map, config.beta_sem,
-                                         config.map_loss, config.map_norm, config.map_mean_target or 0.0)
+                                         config.map_loss, config.map_norm, config.map_mean_target or 0.0,
+                                         config.map_pairs, config.map_confidence, config.map_rank_k)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm > 0:

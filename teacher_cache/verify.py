@@ -32,6 +32,7 @@ PROTEIN_DATASETS = ("key", "sequence", "length", "tiled", "embedding", "residue_
 PAIR_INDEX_DATASETS = ("key_a", "key_b", "len_a", "len_b", "offset", "tiled")
 MAX_LISTED = 10  # problems listed per kind; the rest are counted
 BLOCK_CELLS = 1 << 22  # map cells decoded per read
+MAX_EMBEDDING = 1e4  # |value| of a sound embedding stays far below this (ESM-2's are O(1)-O(10))
 
 Progress = Callable[[int, int], None]  # (map cells checked, total map cells)
 
@@ -159,6 +160,17 @@ class _Checker:
         self.handle, self.storage, self.problems, self.report = handle, storage, problems, report
         self.progress = progress
         self.embedding_dim = _text(handle.attrs.get("embedding_dim", 0))
+        self.context = _context(handle)
+
+    def _check_tiled(self, kind: str, row: int, flag: int, tokens: int, what: str) -> None:
+        """The stored `tiled` flag against what the lengths imply under the cache's max_tokens setting."""
+        if self.context is None:
+            return
+        expected = tokens > self.context[0]
+        if bool(flag) != expected:
+            self.problems.add(f"{kind} tiled", f"{what}: tiled flag is {int(flag)} but {tokens} tokens "
+                                               f"{'exceed' if expected else 'fit in'} the cache's max_tokens "
+                                               f"{self.context[0]} (a flipped flag)")
 
     def run(self) -> None:
         proteins = self._read_group("proteins", PROTEIN_DATASETS)
@@ -219,6 +231,13 @@ class _Checker:
             rows = np.flatnonzero(~np.isfinite(embedding).all(axis=1))
             self.problems.add("embedding", f"/proteins/embedding holds NaN or infinite values in rows "
                                            f"{rows[:10].tolist()}")
+        elif embedding.size and np.abs(embedding).max() >= MAX_EMBEDDING:
+            rows = np.flatnonzero((np.abs(embedding) >= MAX_EMBEDDING).any(axis=1))
+            self.problems.add("embedding", f"/proteins/embedding holds values outside (-{MAX_EMBEDDING:g}, "
+                                           f"{MAX_EMBEDDING:g}) in rows {rows[:10].tolist()}, e.g. "
+                                           f"{float(embedding[rows[0]][np.abs(embedding[rows[0]]).argmax()]):.3g}")
+        for row, (flag, length) in enumerate(zip(proteins["tiled"], lengths)):
+            self._check_tiled("protein", row, int(flag), int(length) + 2, f"protein row {row}")
         self._check_residue_embeddings(proteins)
         return lengths_by_key
 
@@ -260,6 +279,9 @@ class _Checker:
             if not np.isfinite(values).all():
                 self.problems.add("residue embedding", f"/proteins/residue_embedding rows {start}..{stop} hold NaN "
                                                        f"or infinite values")
+            elif values.size and np.abs(values).max() >= MAX_EMBEDDING:
+                self.problems.add("residue embedding", f"/proteins/residue_embedding rows {start}..{stop} hold "
+                                                       f"values outside (-{MAX_EMBEDDING:g}, {MAX_EMBEDDING:g})")
 
     # -- pairs ----------------------------------------------------------------------------------------------
     def _check_pairs(self, pairs: dict[str, np.ndarray], lengths_by_key: dict[str, int] | None) -> None:
@@ -277,6 +299,9 @@ class _Checker:
                 self.problems.add("pair key", f"{what}: keys are not in canonical order (key_a <= key_b)")
             if len_a[row] <= 0 or len_b[row] <= 0:
                 self.problems.add("pair length", f"{what}: map shape ({len_a[row]}, {len_b[row]}) is empty")
+            elif self.context is not None:
+                self._check_tiled("pair", row, int(pairs["tiled"][row]),
+                                  int(len_a[row] + len_b[row]) + self.context[1] + 2, what)
             if lengths_by_key is None:
                 continue
             for side, key, length in (("A", a, len_a[row]), ("B", b, len_b[row])):
@@ -388,6 +413,18 @@ class _Checker:
             return "no pair located"
         shown = ", ".join(str(r) for r in rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
         return f"pair rows {shown}"
+
+
+def _context(handle: h5py.File) -> tuple[int, int] | None:
+    """(max_tokens, linker length) from the cache's settings, when it records them (precompute's caches)."""
+    try:
+        settings = json.loads(_text(handle.attrs["settings"]))
+        max_tokens, linker = settings["max_tokens"], settings["linker"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 3 or not isinstance(linker, str):
+        return None
+    return max_tokens, len(linker)
 
 
 def _short(exc: BaseException) -> str:

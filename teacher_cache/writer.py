@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from data.errors import os_error_cause
 from data.keys import canonical_pair, sequence_key
 from data.version import TOOL_VERSION
 from teacher_cache.errors import CacheError
@@ -88,7 +89,13 @@ class CacheBuilder:
         self.meta = dict(meta)
         self.embedding_dim = int(meta["embedding_dim"])
         self.tmp_path = Path(f"{self.path}.partial-{os.getpid()}")
-        self._file = h5py.File(self.tmp_path, "w")
+        try:
+            self._file = h5py.File(self.tmp_path, "w")
+        except OSError as exc:  # a read-only folder, no permission, a full disk: the user's to mend
+            cause = os_error_cause(exc)
+            if cause is None:
+                raise
+            raise CacheError(f"cannot write {self.path}: {cause[0]}") from None
         self._protein_rows: dict[str, int] = {}
         self._pair_rows: dict[tuple[str, str], int] = {}
         self._proteins: dict[str, list] = {"key": [], "sequence": [], "length": [], "tiled": [], "embedding": [],

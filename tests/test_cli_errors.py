@@ -167,13 +167,6 @@ def test_unwritable_output_path_is_refused(model, tmp_path):
     assert "no/such/dir" in result.output
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    fasta = write(tmp_path / "seqs.fasta", "")
-    pairs = write(tmp_path / "pairs.tsv", GOOD_PAIRS)
-    result = run("--debug", "train", "--pairs", pairs, "--fasta", fasta, "--out", tmp_path / "run")
-    assert result.exit_code != 0 and result.exception is not None
-
-
 def _all_commands(group, prefix=()):
     import click
     for name, command in group.commands.items():

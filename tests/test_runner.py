@@ -235,7 +235,9 @@ def test_bf16_maps_stay_close_to_fp32_and_regression_stays_fp32(teacher, bf16_te
     half = bf16_teacher.pair_maps([pair], LINKER, [-1])[0]
     for exact, approx in zip(full, half):
         assert approx.dtype == np.float32
-        assert np.abs(exact - approx).max() <= 0.02
+        # relative to the map's own spread (an absolute 0.02 exceeded the attention values themselves, so an
+        # all-zero map passed); tests/test_promises_teacher.py measures the bf16 error at 0.07-0.14 of it
+        assert np.abs(exact - approx).max() <= 0.25 * (exact.max() - exact.min())
 
 
 def test_equal_length_batches_skip_the_padding_mask_and_match_single_runs(teacher, rng):

@@ -32,7 +32,10 @@ from student.config import HEADS, TrainConfig
 from student.evaluation.config import LOSS_SETTINGS, SHARED_SETTING_NAMES, AblateConfig
 from student.evaluation.map_metrics import default_k, top_k_precision
 
-KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train", "seed")
+KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "map_pairs", "map_confidence",
+               "map_rank_k", "n_train", "seed")
+# Key columns added after the first results files: a row without one ran with this value (when it has a map term).
+LATER_KEY_DEFAULTS = {"map_pairs": "all", "map_confidence": "False", "map_rank_k": "16"}
 RESULT_COLUMNS = KEY_COLUMNS + ("aupr", "auroc", "map_top_l5", "valid_aupr", "valid_auroc", "valid_map_top_l5",
                                 "epochs", "best_epoch", "seconds", "student_code")
 # The modules whose content decides a run's result; their hash goes into every row (`student_code`). Named as
@@ -52,6 +55,9 @@ class RunSpec:
     beta_sem: float
     n_train: int
     seed: int
+    map_pairs: str = ""  # "" when the run has no map term
+    map_confidence: str = ""
+    map_rank_k: str = ""
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -63,6 +69,12 @@ class RunSpec:
         loss = self.losses.replace("+", "-")
         if self.map_loss:
             loss += f"_{self.map_loss}-{self.map_norm}-a{self.alpha_map:g}"
+            if self.map_pairs not in ("", "all"):
+                loss += f"-{self.map_pairs}"
+            if self.map_confidence == "True":
+                loss += "-peak"
+            if self.map_loss == "rank":
+                loss += f"-k{self.map_rank_k}"
         if self.beta_sem:
             loss += f"_b{self.beta_sem:g}"
         return f"{self.head}_{loss}_n{self.n_train}_s{self.seed}"
@@ -95,13 +107,19 @@ def grid(config: AblateConfig) -> list[RunSpec]:
                     specs.append(RunSpec(head, losses, config.map_loss if with_map else "",
                                          config.map_norm if with_map else "",
                                          config.alpha_map if with_map else 0.0,
-                                         config.beta_sem if with_sem else 0.0, n_train, seed))
+                                         config.beta_sem if with_sem else 0.0, n_train, seed,
+                                         config.map_pairs if with_map else "",
+                                         str(config.map_confidence) if with_map else "",
+                                         str(config.map_rank_k) if with_map else ""))
     return specs
 
 
 def train_config(config: AblateConfig, spec: RunSpec, run_dir: Path) -> TrainConfig:
     """The TrainConfig of one run: the ablation's shared settings, the run's grid point on top."""
     shared = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
+    shared.update(map_pairs=spec.map_pairs or config.map_pairs,
+                  map_confidence=(spec.map_confidence == "True") if spec.map_confidence else config.map_confidence,
+                  map_rank_k=int(spec.map_rank_k) if spec.map_rank_k else config.map_rank_k)
     shared.update(out=str(run_dir), model=replace(config.model, head=spec.head),
                   map_loss=spec.map_loss or config.map_loss, map_norm=spec.map_norm or config.map_norm,
                   alpha_map=spec.alpha_map, beta_sem=spec.beta_sem, seed=spec.seed, split="column",
@@ -125,18 +143,27 @@ def student_code_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def contact_map_precision(checkpoint: Path, pairs: list[Pair], cache_path: str) -> float | None:
+def contact_map_precision(checkpoint: Path, pairs: list[Pair], cache_path: str,
+                          pairs_path: str | None = None) -> float | None:
     """Mean over pairs with contacts of the top-L/5 precision (L = min(La, Lb)) of the student's map against the
-    cache's contact map binarised at 0.5 (for a synthetic cache: exactly the planted contacts); None without any.
+    reference contacts; None without any. The reference is the planted truth when the cache is synthetic and
+    `pairs_path` is a `synth` pairs table (so an imperfect teacher is never its own judge), else the cache's
+    contact map binarised at 0.5 (for an oracle cache the same thing).
     """
+    from data.synth import planted_truth, truth_block
     from student.checkpoint import load_checkpoint
     from student.inference import predict_pairs
     from teacher_cache import TeacherCache
 
     with TeacherCache.open(cache_path) as cache:
-        pairs = [p for p in pairs if p.map_target]  # a pair with its map flag off has no reference map
-        pairs = [p for p in pairs if p.map_target]  # a pair with its map flag off has no reference map
-        references = [cache.pair(p.seq_a, p.seq_b).contact > 0.5 for p in pairs]
+        truth = planted_truth(pairs_path) if pairs_path and cache.settings.get("synthetic") else None
+        if truth is not None:
+            motif_len = int(cache.settings["motif_len"])
+            references = [truth_block((len(p.seq_a), len(p.seq_b)), *truth[(p.id_a, p.id_b)], motif_len)
+                          for p in pairs]
+        else:
+            pairs = [p for p in pairs if p.map_target]  # a pair with its map flag off has no reference map
+            references = [cache.pair(p.seq_a, p.seq_b).contact > 0.5 for p in pairs]
     chosen = [i for i, ref in enumerate(references) if ref.any()]
     if not chosen:
         return None
@@ -164,10 +191,15 @@ def read_results(path: Path) -> list[dict[str, str]]:
         return []
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in KEY_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in KEY_COLUMNS if c not in (reader.fieldnames or []) and c not in LATER_KEY_DEFAULTS]
         if missing:
             raise UserError(f"{path} is not an ablation results file (no column {', '.join(missing)})")
-        return list(reader)
+        rows = list(reader)
+    for row in rows:
+        for name, default in LATER_KEY_DEFAULTS.items():
+            if name not in row or row[name] is None:
+                row[name] = default if row.get("map_loss") else ""
+    return rows
 
 
 def write_results(path: Path, rows: list[dict[str, str]]) -> None:
@@ -243,7 +275,7 @@ def run_ablation(config: AblateConfig, train_fn: TrainFn | None = None,
         result = train_fn(train_config(config, spec, run_dir))
         seconds = time.perf_counter() - started
         checkpoint = run_dir / "best.pt"
-        map_precision = {part: contact_map_precision(checkpoint, pairs, config.cache)
+        map_precision = {part: contact_map_precision(checkpoint, pairs, config.cache, config.pairs)
                          for part, pairs in parts.items()} if checkpoint.exists() else {}
         row = result_row(spec, result, seconds, config.epochs, map_precision, code)
         rows.append(row)
@@ -269,7 +301,8 @@ def write_report(out: str | Path, rows: list[dict[str, str]] | None = None) -> t
 
 
 # -- summaries --------------------------------------------------------------------------------------------------
-GROUP_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "n_train")
+GROUP_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "map_pairs", "map_confidence",
+                 "map_rank_k", "n_train")
 
 
 def _values(rows: list[dict[str, str]], name: str) -> np.ndarray:
@@ -290,9 +323,21 @@ def summarise(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     for row in rows:
         groups.setdefault(tuple(row[c] for c in GROUP_COLUMNS), []).append(row)
     heads, losses = list(HEADS), list(LOSS_SETTINGS)
-    order = sorted(groups, key=lambda k: (int(k[6]), heads.index(k[0]) if k[0] in heads else 9,
+    order = sorted(groups, key=lambda k: (int(k[9]), heads.index(k[0]) if k[0] in heads else 9,
                                           losses.index(k[1]) if k[1] in losses else 9, k[2:6]))
     return [{"key": dict(zip(GROUP_COLUMNS, key)), "rows": groups[key]} for key in order]
+
+
+def _variant_text(key: dict[str, str]) -> str:
+    """The issue-16 map-loss variant of a group, for tables and legends ("" for the plain loss)."""
+    text = ""
+    if key.get("map_pairs") not in (None, "", "all"):
+        text += f", {key['map_pairs']} only"
+    if key.get("map_confidence") == "True":
+        text += ", peak-weighted"
+    if key.get("map_loss") == "rank":
+        text += f", k={key.get('map_rank_k')}"
+    return text
 
 
 def summary_markdown(rows: list[dict[str, str]]) -> str:
@@ -302,6 +347,7 @@ def summary_markdown(rows: list[dict[str, str]]) -> str:
     for group in summarise(rows):
         key, members = group["key"], group["rows"]
         map_text = f"{key['map_loss']}/{key['map_norm']}, α={key['alpha_map']}" if key["map_loss"] else "-"
+        map_text += _variant_text(key)
         if key["beta_sem"] not in ("0", ""):
             map_text += f"; β={key['beta_sem']}"
         seconds = _values(members, "seconds")
@@ -327,8 +373,8 @@ def plot_learning_curve(rows: list[dict[str, str]], path: Path) -> Path | None:
         lines: dict[str, dict[int, np.ndarray]] = {}
         for group in summarise([r for r in rows if r["head"] == head]):
             key = group["key"]
-            label = key["losses"] + (f" ({key['map_loss']}/{key['map_norm']}, α={key['alpha_map']})"
-                                     if key["map_loss"] else "")
+            label = key["losses"] + (f" ({key['map_loss']}/{key['map_norm']}, α={key['alpha_map']}"
+                                     f"{_variant_text(key)})" if key["map_loss"] else "")
             lines.setdefault(label, {})[int(key["n_train"])] = _values(group["rows"], "aupr")
         for number, (label, points) in enumerate(lines.items()):
             sizes = sorted(n for n in points if points[n].size)

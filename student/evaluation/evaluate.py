@@ -17,6 +17,7 @@ from student.checkpoint import load_checkpoint
 from student.config import EvaluateConfig, TrainConfig
 from student.dataset import PairDataset, check_cache
 from student.inference import evaluate_dataset
+from student.predict import check_predictions
 from teacher_cache import TeacherCache
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ def evaluate(config: EvaluateConfig) -> dict:
         check_cache(pairs, cache, need_embeddings=False)
     try:
         dataset = PairDataset(pairs, cache, train_config.map_target)
-        metrics, _ = evaluate_dataset(model, dataset, config.batch_size, device, float(checkpoint["threshold"]),
-                                      train_config.pos_weight, with_maps=cache is not None)
+        metrics, probs = evaluate_dataset(model, dataset, config.batch_size, device, float(checkpoint["threshold"]),
+                                          train_config.pos_weight, with_maps=cache is not None)
+        check_predictions(probs, pairs, config.checkpoint)
     finally:
         if cache is not None:
             cache.close()

@@ -33,11 +33,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from data.atomic import atomic_path, check_outputs, write_text_atomic
+from data.atomic import atomic_path, check_free_space, check_outputs, write_text_atomic
 from data.device import resolve_device
 from data.errors import InputError, UserError
 from data.fasta import read_fasta
 from data.keys import file_sha256, sequence_key
+from data.lock import FileLock, remove_stale_partials
 from data.pairs import Pair
 from data.version import TOOL_VERSION
 from student.checkpoint import load_checkpoint
@@ -165,9 +166,10 @@ class Screener:
     def _needed_bytes(self) -> int:
         factor = self.config.coarse_factor if self.config.mode == "coarse" else None
         dim = self.model.config.feature_dim
-        total = ProteinFeatures.nbytes_for(self.set_a.lengths, dim, factor)
+        total = ProteinFeatures.nbytes_for(self.set_a.lengths, dim, factor, self.model.config.pooled_dim)
         if self.plan.bipartite:
-            total += ProteinFeatures.nbytes_for(self.plan.set_b.lengths, dim, factor)
+            total += ProteinFeatures.nbytes_for(self.plan.set_b.lengths, dim, factor,
+                                                self.model.config.pooled_dim)
         return total
 
     def make_features(self) -> None:
@@ -181,8 +183,10 @@ class Screener:
                      self.state_dir)
         factor = config.coarse_factor if config.mode == "coarse" else None
         dim = self.model.config.feature_dim
-        self.features_a = ProteinFeatures(self.set_a.lengths, dim, factor, spill_dir, "a", config.coarse_pool)
-        self.features_b = (ProteinFeatures(self.plan.set_b.lengths, dim, factor, spill_dir, "b", config.coarse_pool)
+        self.features_a = ProteinFeatures(self.set_a.lengths, dim, factor, spill_dir, "a", config.coarse_pool,
+                                          self.model.config.pooled_dim)
+        self.features_b = (ProteinFeatures(self.plan.set_b.lengths, dim, factor, spill_dir, "b", config.coarse_pool,
+                                           self.model.config.pooled_dim)
                            if self.plan.bipartite else self.features_a)
 
     def encode(self, rows: np.ndarray, cols: np.ndarray) -> None:
@@ -303,6 +307,14 @@ class Screener:
 
     # -- run ----------------------------------------------------------------------------------------------------
     def run(self) -> ScreenSummary:
+        """The whole screen, holding the lock of --out (a second screen of the same --out is refused)."""
+        with FileLock(self.out, "screen output"):
+            for path in (self.out, summary_path_for(self.out), self.config.maps):
+                if path:
+                    remove_stale_partials(path)
+            return self._run()
+
+    def _run(self) -> ScreenSummary:
         config = self.config
         started = time.perf_counter()
         summary_path = summary_path_for(self.out)
@@ -312,6 +324,10 @@ class Screener:
                       {"--checkpoint": config.checkpoint, "--fasta": config.fasta, "--fasta-b": config.fasta_b},
                       config.overwrite or state_file.exists())
         self.setup()
+        if config.maps:  # the top maps, float32 before compression, of proteins of the sets' mean lengths
+            n_maps = min(config.maps_top, self.plan.total_pairs)
+            mean_a, mean_b = float(self.set_a.lengths.mean()), float(self.plan.set_b.lengths.mean())
+            check_free_space(config.maps, int(n_maps * mean_a * mean_b * 4), "--maps")
         if config.overwrite and self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         loaded = _load_state(state_file)
@@ -386,6 +402,11 @@ class Screener:
         if config.top is not None:
             kept = kept[: config.top]
         rows, maps = self.final_rows(kept)
+        bad = [r for r in rows if not (math.isfinite(r.logit) and math.isfinite(r.map_probability))]
+        if bad:
+            raise UserError(f"{config.checkpoint}: the model gives non-finite scores (NaN or infinite) for "
+                            f"{len(bad)} of {len(rows)} kept pairs (e.g. {bad[0].id_a}/{bad[0].id_b}); nothing was "
+                            "written: the checkpoint is broken, use another one")
         write_hits(self.out, rows)
         if config.maps:
             write_maps(Path(config.maps), [Pair(r.id_a, r.id_b, "", "") for r in rows[: config.maps_top]],
@@ -399,7 +420,8 @@ class Screener:
             extra={"blocks": len(self.blocks), "coarse_threshold": config.coarse_threshold,
                    "scoring_seconds": round(scoring_seconds, 2)})
         _write_json(summary_path, {"config": config.to_dict(), "fingerprint": self.fingerprint,
-                                   "summary": asdict(summary), "command": sys.argv, "complete": True})
+                                   "summary": asdict(summary), "tsv_sha256": file_sha256(self.out),
+                                   "command": sys.argv, "complete": True})
         shutil.rmtree(self.state_dir, ignore_errors=True)
         return summary
 
@@ -486,6 +508,26 @@ def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = 
     shard_files = {f"shard {path}": path for path in inputs}
     shard_files.update({f"summary of shard {path}": summary_path_for(Path(path)) for path in inputs})
     check_outputs({"--out": out, "summary of --out": summary_path_for(out), "--maps": maps}, shard_files, overwrite)
+    with FileLock(out, "screen output"):
+        return _merge_locked(inputs, out, maps)
+
+
+def _check_shard(path: Path, info: dict, rows: list[HitRow]) -> None:
+    """A shard's TSV holds what its sidecar says: its row count and (when recorded) its SHA-256."""
+    expected = info.get("summary", {}).get("rows")
+    if expected is not None and expected != len(rows):
+        raise UserError(f"{path} holds {len(rows)} rows but {summary_path_for(path).name} says the screen wrote "
+                        f"{expected}: the shard is truncated or was edited; re-run that shard")
+    digest = info.get("tsv_sha256")
+    if digest is not None and file_sha256(path) != digest:
+        raise UserError(f"{path} does not match the content hash (SHA-256) in {summary_path_for(path).name}: it was "
+                        "changed after the screen wrote it; re-run that shard")
+
+
+def _merge_locked(inputs: list[str | Path], out: Path, maps: str | None) -> ScreenSummary:
+    for path in (out, summary_path_for(out), maps):
+        if path:
+            remove_stale_partials(path)
     runs = []
     for path in inputs:
         path = Path(path)
@@ -493,7 +535,10 @@ def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = 
         if not path.exists() or not summary_file.exists():
             raise UserError(f"{path}: not a finished screen output (missing {path} or {summary_file.name}; "
                             "is the shard still running?)")
-        runs.append((path, json.loads(summary_file.read_text())))
+        try:
+            runs.append((path, json.loads(summary_file.read_text(encoding="utf-8"))))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"{summary_file}: not a screen summary (unreadable JSON: {exc})") from None
     check_outputs({"--maps": maps}, {f"maps of shard {path}": info["config"].get("maps") for path, info in runs},
                   overwrite=True)  # existing outputs were checked above; a shard's maps file is an input too
     first = runs[0][1]["fingerprint"]
@@ -514,6 +559,7 @@ def merge_screens(inputs: list[str | Path], out: str | Path, maps: str | None = 
     row_maps: dict[tuple[str, str], tuple[Path, str]] = {}
     for path, info in runs:
         shard_rows = read_hits(path)
+        _check_shard(path, info, shard_rows)
         rows.extend(shard_rows)
         maps_file = info["config"].get("maps")
         if maps and maps_file:

@@ -1,7 +1,7 @@
 """Per-protein student features, computed once and held in memory or spilled to a memory-mapped file.
 
 A store holds the features (L, D) of every protein of a `ProteinSet` end to end in one float32 array
-(sum of L, D), the max-pooled features (n, D) of the features head, and optionally the window-averaged coarse
+(sum of L, D), the pooled features (n, P) of the features head (`StudentModel.pool`), and optionally the window-averaged coarse
 features of the coarse pass. `encode_proteins` fills it from length-sorted batches under a token budget.
 """
 from __future__ import annotations
@@ -58,9 +58,9 @@ class ProteinFeatures:
     """Everything the scorer needs of one protein set: full features, pooled features, coarse features."""
 
     def __init__(self, lengths: np.ndarray, dim: int, coarse_factor: int | None, spill_dir: Path | None,
-                 name: str = "a", coarse_pool: str = "max"):
+                 name: str = "a", coarse_pool: str = "max", pooled_dim: int | None = None):
         self.full = FeatureStore(lengths, dim, spill_dir / f"features_{name}.f32" if spill_dir else None)
-        self.pooled = np.zeros((len(lengths), dim), dtype=np.float32)
+        self.pooled = np.zeros((len(lengths), pooled_dim or dim), dtype=np.float32)
         self.coarse_factor = coarse_factor
         self.coarse_pool = coarse_pool
         self.coarse = None
@@ -71,8 +71,8 @@ class ProteinFeatures:
         self.done = np.zeros(len(lengths), dtype=bool)
 
     @staticmethod
-    def nbytes_for(lengths: np.ndarray, dim: int, coarse_factor: int | None) -> int:
-        total = FeatureStore.nbytes_for(lengths, dim) + len(lengths) * dim * 4
+    def nbytes_for(lengths: np.ndarray, dim: int, coarse_factor: int | None, pooled_dim: int | None = None) -> int:
+        total = FeatureStore.nbytes_for(lengths, dim) + len(lengths) * (pooled_dim or dim) * 4
         if coarse_factor:
             total += FeatureStore.nbytes_for(-(-np.asarray(lengths) // coarse_factor), dim)
         return total

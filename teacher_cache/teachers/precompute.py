@@ -27,8 +27,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 
-from data.atomic import check_outputs
+from data.atomic import check_free_space, check_outputs
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.keys import canonical_pair, sequence_key
@@ -440,6 +441,17 @@ def _fit_tokens_per_batch(teacher, config: PrecomputeConfig, proteins: list[str]
     return auto_tokens_per_batch(teacher.device, max(windows), teacher.info.attention_heads, teacher.info.embed_dim)
 
 
+def estimated_bytes(pairs: list[tuple[str, str]], proteins: list[str], embedding_dim: int, per_residue: bool,
+                    storage: StorageConfig | None = None) -> int:
+    """What the new entries take on disk before compression: two maps per pair in the storage dtype, one
+    embedding per protein (and per residue with per_residue). The parts and the merged file coexist for a moment,
+    so the compressed total of both is about this."""
+    item = np.dtype((storage or StorageConfig()).dtype).itemsize
+    cells = sum(len(a) * len(b) for a, b in pairs)
+    residues = sum(len(seq) for seq in proteins) if per_residue else 0
+    return 2 * cells * item + 4 * embedding_dim * (len(proteins) + residues) + 200 * (len(pairs) + len(proteins))
+
+
 # -- step 5: merging -------------------------------------------------------------------------------------------------
 def _merge(out: Path, parts_dir: Path, parts: list[Path], include_out: bool) -> None:
     """Join the parts (and --out, when compatible) into --out; merge in groups so few files are open at once."""
@@ -452,7 +464,7 @@ def _merge(out: Path, parts_dir: Path, parts: list[Path], include_out: bool) -> 
             part.unlink()
         parts.append(merged)
     # parts first: the merged file's run_config attribute then comes from this (or the interrupted) run
-    merge_caches(parts + ([out] if include_out else []), out, overwrite=True)
+    merge_caches(parts + ([out] if include_out else []), out, overwrite=True, locked=True)  # we hold its lock
 
 
 # -- the whole stage -------------------------------------------------------------------------------------------------
@@ -509,6 +521,7 @@ def run_precompute(config: PrecomputeConfig, progress: Progress | None = None) -
         log.info("%d of %d pairs and %d of %d proteins of this shard to compute", len(pairs_todo), len(pair_shard),
                  len(proteins_todo), len(protein_shard))
 
+        check_free_space(out, estimated_bytes(pairs_todo, proteins_todo, info.embed_dim, config.per_residue), "--out")
         tokens_per_batch = config.tokens_per_batch or _fit_tokens_per_batch(teacher, config, proteins_todo,
                                                                             pairs_todo)
         batching = replace(config, tokens_per_batch=tokens_per_batch)

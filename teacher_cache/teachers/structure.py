@@ -45,6 +45,7 @@ from data.structure import (DEFAULT_CUTOFF, ComplexContacts, StructureLibrary, l
                             read_manifest)
 from teacher_cache.schema import StorageConfig
 from teacher_cache.teachers.config import StructureCacheConfig
+from teacher_cache.lock import CacheLock
 from teacher_cache.writer import CacheBuilder
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,8 @@ def build_structure_cache(config: StructureCacheConfig,
             maps[(first, second)] = (seq_first, seq_second, zeros, zeros)
             n_negatives += 1
     contacts = observed = cells = 0
-    with CacheBuilder(config.out, structure_cache_meta(config), StorageConfig(),
-                      overwrite=config.overwrite) as builder:
+    with CacheLock(config.out), CacheBuilder(config.out, structure_cache_meta(config), StorageConfig(),
+                                             overwrite=config.overwrite) as builder:
         for seq_first, seq_second, contact, attention in maps.values():
             builder.add_pair(seq_first, seq_second, contact, attention)
             for seq in (seq_first, seq_second):

@@ -1,0 +1,235 @@
+"""Issue 16: how good must the teacher be? The grid of docs/results.md section 2, end to end.
+
+    python -m benchmarks.teacher_quality grid --runs runs/teacher_quality      # synth + ablate, resumable
+    python -m benchmarks.teacher_quality report --runs runs/teacher_quality \\
+        --csv docs/results/teacher_quality.csv --figure docs/results/teacher_quality.png
+
+`grid` writes one `python cli.py synth` folder per teacher preset (same generator seed, so the same pairs,
+sequences and split for every teacher; only cache.h5 differs) and runs `python cli.py ablate` into one folder per
+teacher: CE only once (it reads no teacher value, so its rows serve every teacher), and every map-loss variant of
+VARIANTS per teacher. Seed-major order, so that a grid cut short still has every teacher at the first seeds. Every
+command it runs is printed (and is all there is to it: the same commands by hand give the same rows).
+
+`report` joins every ablate results.csv with its teacher's settings and quality (from the cache settings) into
+one CSV and draws the student's gain over CE-only against the teacher's quality.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import ROOT
+
+TEACHERS = ("esm-like", "oracle", "useless", "good", "poor")
+SYNTH = ["--n-pairs", "1000", "--valid-frac", "0.15", "--test-frac", "0.25", "--preset", "hard",
+         "--min-len", "100", "--max-len", "200", "--seed", "0"]
+ABLATE = ["--epochs", "15", "--patience", "4", "--lr", "3e-3",
+          "--channels", "64,64",
+          "--kernel-sizes", "5,5", "--embed-dim", "32", "--hidden", "32", "--beta-sem", "0", "--device", "cpu",
+          "--threads", "1"]
+VARIANTS = {  # name: ablate options of the map term
+    "bce": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1"],
+    "bce-pos": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-pairs", "positives"],
+    "rank": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16"],
+    "marginal": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1"],
+    "rank-pos": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
+                 "--map-pairs", "positives"],
+    "rank-peak": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
+                  "--map-confidence"],
+}
+COLUMNS = ("teacher", "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
+           "teacher_p_l5", "teacher_aupr", "teacher_auroc", "head", "losses", "variant", "map_loss", "map_norm",
+           "alpha_map", "map_pairs", "map_confidence", "map_rank_k", "n_train", "seed", "aupr", "auroc",
+           "map_top_l5", "valid_aupr", "epochs", "best_epoch", "seconds", "student_code")
+
+
+def _run(args: list[str]) -> None:
+    command = [sys.executable, "cli.py", *args]
+    print("+ python " + shlex.join(command[1:]), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], seeds: tuple[int, ...],
+             heads: str = "both", n_train: str = "500", lengths: str = "100,200") -> None:
+    grid_options = ["--heads", heads, "--n-train", n_train]
+    low, high = lengths.split(",")
+    synth = [*SYNTH[:SYNTH.index("--min-len")], "--min-len", low, "--max-len", high, "--seed", "0"]
+    for teacher in teachers:
+        if not (runs / f"synth_{teacher}" / "cache.h5").exists():
+            _run(["synth", "--out", str(runs / f"synth_{teacher}"), *synth, "--teacher-preset", teacher,
+                  "--overwrite"])
+    for seed in seeds:
+        _run(["ablate", "--data", str(runs / f"synth_{teachers[0]}"), "--out", str(runs / "ablate_ce"),
+              "--losses", "ce", "--seeds", str(seed), *grid_options, *ABLATE])
+        for teacher in teachers:
+            for variant in variants:
+                _run(["ablate", "--data", str(runs / f"synth_{teacher}"), "--out", str(runs / f"ablate_{teacher}"),
+                      "--losses", "ce+map", "--seeds", str(seed), *grid_options, *ABLATE, *VARIANTS[variant]])
+
+
+def _variant(row: dict[str, str]) -> str:
+    if not row["map_loss"]:
+        return "ce"
+    for name, options in VARIANTS.items():
+        given = dict(zip(options[::2], options[1::2]))
+        peak = "--map-confidence" in options
+        if (given["--map-loss"] == row["map_loss"] and given.get("--map-pairs", "all") == row["map_pairs"]
+                and (row["map_confidence"] == "True") == peak):
+            return name
+    return f"{row['map_loss']}-{row['map_pairs']}" + ("-peak" if row["map_confidence"] == "True" else "")
+
+
+def _teacher_settings(synth_dir: Path) -> dict[str, str]:
+    from teacher_cache import TeacherCache
+
+    with TeacherCache.open(synth_dir / "cache.h5") as cache:
+        s = cache.settings
+    q = s["teacher_quality"]
+    return {"discrimination": s["teacher_discrimination"], "recall": s["teacher_recall"],
+            "strength_min": s["teacher_strength_min"], "decoys": s["teacher_decoys"],
+            "decoy_strength": s["teacher_decoy_strength"], "offset": s["teacher_offset"],
+            "noise": s["teacher_noise"], "teacher_p_l5": f"{q['teacher_p_l5']:.4f}",
+            "teacher_aupr": f"{q['teacher_aupr']:.4f}", "teacher_auroc": f"{q['teacher_auroc']:.4f}"}
+
+
+def collect(runs: Path, teachers: tuple[str, ...]) -> list[dict[str, str]]:
+    from student.evaluation.ablate import read_results
+
+    out: list[dict[str, str]] = []
+    ce_rows = read_results(runs / "ablate_ce" / "results.csv")
+    for teacher in teachers:
+        if not (runs / f"synth_{teacher}" / "cache.h5").exists():
+            continue
+        settings = _teacher_settings(runs / f"synth_{teacher}")
+        rows = read_results(runs / f"ablate_{teacher}" / "results.csv")
+        for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
+            out.append({"teacher": teacher, **settings, **row, "variant": _variant(row)})
+    return out
+
+
+def write_csv(rows: list[dict[str, str]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summary(rows: list[dict[str, str]]) -> list[dict]:
+    """Per (teacher, variant, head, n_train): mean/std of test AUPR and map top-L/5, and the gain over CE-only
+    (paired by seed, same head and n_train)."""
+    ce = {(r["head"], r["n_train"], r["seed"]): float(r["aupr"]) for r in rows if r["variant"] == "ce"}
+    groups: dict[tuple[str, str, str, str], list[dict[str, str]]] = {}
+    for r in rows:
+        groups.setdefault((r["teacher"], r["variant"], r["head"], r["n_train"]), []).append(r)
+    out = []
+    for (teacher, variant, head, n_train), members in groups.items():
+        aupr = np.array([float(r["aupr"]) for r in members])
+        top = np.array([float(r["map_top_l5"]) for r in members if r["map_top_l5"]])
+        gains = np.array([float(r["aupr"]) - ce[(head, n_train, r["seed"])] for r in members
+                          if (head, n_train, r["seed"]) in ce])
+        out.append({"teacher": teacher, "variant": variant, "head": head, "n_train": int(n_train),
+                    "seeds": len(members),
+                    "teacher_p_l5": float(members[0]["teacher_p_l5"]),
+                    "teacher_aupr": float(members[0]["teacher_aupr"]), "aupr": aupr, "map_top_l5": top,
+                    "gain": gains})
+    return out
+
+
+def _ms(values: np.ndarray) -> str:
+    if values.size == 0:
+        return "-"
+    if values.size == 1:
+        return f"{values[0]:.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def markdown(groups: list[dict], teachers: tuple[str, ...]) -> str:
+    lines = ["| n_train | head | teacher | teacher top-L/5 | teacher AUPR | map loss | test AUPR | gain over CE | "
+             "student map top-L/5 | seeds |", "|---:|---|---|---:|---:|---|---|---|---|---:|"]
+    order = {t: i for i, t in enumerate(("oracle", "good", "esm-like", "poor", "useless"))}
+    vorder = {v: i for i, v in enumerate(("ce", *VARIANTS))}
+    heads = {h: i for i, h in enumerate(("both", "map", "features"))}
+    first = {}
+    for g in groups:
+        if g["variant"] == "ce":
+            first.setdefault((g["head"], g["n_train"]), g["teacher"])
+    for g in sorted(groups, key=lambda g: (g["n_train"], heads.get(g["head"], 9),
+                                           -1 if g["variant"] == "ce" else order.get(g["teacher"], 9),
+                                           vorder.get(g["variant"], 9))):
+        if g["variant"] == "ce" and g["teacher"] != first[(g["head"], g["n_train"])]:
+            continue  # the same rows for every teacher
+        if g["variant"] == "ce":
+            lines.append(f"| {g['n_train']} | {g['head']} | (none) | - | - | ce only | {_ms(g['aupr'])} | - | "
+                         f"{_ms(g['map_top_l5'])} | {g['seeds']} |")
+            continue
+        lines.append(f"| {g['n_train']} | {g['head']} | {g['teacher']} | {g['teacher_p_l5']:.3f} | "
+                     f"{g['teacher_aupr']:.3f} | {g['variant']} | "
+                     f"{_ms(g['aupr'])} | {_ms(g['gain'])} | "
+                     f"{_ms(g['map_top_l5'])} | {g['seeds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(groups: list[dict], path: Path) -> None:
+    from student.plots import pyplot, save_figure
+
+    plt = pyplot()
+    groups = [g for g in groups if g["head"] == "both" and g["n_train"] == 500]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    variants = [v for v in VARIANTS if any(g["variant"] == v for g in groups)]
+    for number, variant in enumerate(variants):
+        members = sorted((g for g in groups if g["variant"] == variant), key=lambda g: g["teacher_p_l5"])
+        for ax, quality in zip(axes, ("teacher_p_l5", "teacher_aupr")):
+            x = np.array([g[quality] for g in members]) + 0.006 * (number - (len(variants) - 1) / 2)
+            y = [g["gain"].mean() for g in members]
+            e = [g["gain"].std(ddof=1) if g["gain"].size > 1 else 0.0 for g in members]
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=variant)
+    for ax, label in zip(axes, ("teacher map top-L/5 precision vs truth", "teacher AUPR (map max as pair score)")):
+        ax.axhline(0.0, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(label)
+        ax.set_ylabel("student test AUPR − CE-only (paired by seed)")
+    for g in groups:
+        if g["variant"] == "bce":
+            axes[0].annotate(g["teacher"], (g["teacher_p_l5"], g["gain"].mean()), fontsize=7,
+                             textcoords="offset points", xytext=(4, 4))
+    axes[0].legend(fontsize=8, title="map loss", title_fontsize=8)
+    fig.suptitle("Hard planted benchmark (100-200 aa grid variant), 500 training pairs, head both, mean ± std "
+                 "over seeds", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=("grid", "report"))
+    parser.add_argument("--runs", default="runs/teacher_quality")
+    parser.add_argument("--teachers", default=",".join(TEACHERS))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--heads", default="both")
+    parser.add_argument("--n-train", default="500")
+    parser.add_argument("--lengths", default="100,200", help="min,max protein length of the synth sets (the hard "
+                                                               "preset's own is 200,500)")
+    parser.add_argument("--csv", default="docs/results/teacher_quality.csv")
+    parser.add_argument("--figure", default="docs/results/teacher_quality.png")
+    args = parser.parse_args(argv)
+    runs, teachers = Path(args.runs), tuple(args.teachers.split(","))
+    if args.step == "grid":
+        run_grid(runs, teachers, tuple(args.variants.split(",")), tuple(int(s) for s in args.seeds.split(",")),
+                 args.heads, args.n_train, args.lengths)
+        return
+    rows = collect(runs, teachers)
+    write_csv(rows, Path(args.csv))
+    groups = summary(rows)
+    print(markdown(groups, teachers))
+    plot(groups, Path(args.figure))
+    print(f"wrote {args.csv}, {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

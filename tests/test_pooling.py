@@ -1,0 +1,92 @@
+"""The features head's pooling (`ModelConfig.pool`): max+mean keeps every padding and symmetry guarantee, in eval
+and train mode, scores the same through the screener, and a checkpoint saved before the option reads as max."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from data.alphabet import encode_batch
+from data.errors import UserError
+from data.pairs import Pair
+from student.config import ModelConfig
+from student.model import StudentModel
+from tests.helpers import random_sequence
+
+SMALL = dict(embed_dim=8, channels=(16, 12), kernel_sizes=(3, 5), hidden=8, map_topk=5, pool="max+mean")
+
+
+def _batch(sequences, length=None):
+    tokens = torch.from_numpy(encode_batch(sequences, length))
+    return tokens, tokens != 0
+
+
+def _perturbed(model: StudentModel) -> StudentModel:
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+        for norm in model.norms:
+            norm.running_mean.uniform_(-0.3, 0.3)
+            norm.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def test_max_plus_mean_is_the_max_beside_the_mean(rng):
+    model = StudentModel(ModelConfig(**SMALL)).eval()
+    tokens, mask = _batch([random_sequence(rng, 9), random_sequence(rng, 4)], 12)
+    feat = model.encode(tokens, mask)
+    pooled = model.pool(feat, mask)
+    assert pooled.shape == (2, 24) and model.config.pooled_dim == 24
+    torch.testing.assert_close(pooled[1, :12], feat[1, :4].amax(0))
+    torch.testing.assert_close(pooled[1, 12:], feat[1, :4].mean(0))
+    assert model.features_head[0].in_features == 48
+    with pytest.raises(UserError, match="unknown pool"):
+        ModelConfig(pool="sum")
+
+
+@pytest.mark.parametrize("head", ["features", "both"])
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_outputs_do_not_change_with_padding(head, train_mode, rng):
+    torch.manual_seed(0)
+    model = _perturbed(StudentModel(ModelConfig(head=head, dropout=0.0, **SMALL)))
+    model.train(train_mode)
+    seq_a, seq_b = random_sequence(rng, 11), random_sequence(rng, 6)
+    partners_a, partners_b = [random_sequence(rng, 9), seq_a], [random_sequence(rng, 7), seq_b]
+    tight = model(*_batch(partners_a), *_batch(partners_b))["logit"]
+    padded = model(*_batch(partners_a, 40), *_batch(partners_b, 33))["logit"]
+    torch.testing.assert_close(tight, padded, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("head", ["features", "map", "both"])
+def test_predictions_are_symmetric(head, rng):
+    model = _perturbed(StudentModel(ModelConfig(head=head, **SMALL))).eval()
+    seqs_a = [random_sequence(rng, n) for n in (7, 15)]
+    seqs_b = [random_sequence(rng, n) for n in (12, 5)]
+    ab = model(*_batch(seqs_a), *_batch(seqs_b))["logit"]
+    ba = model(*_batch(seqs_b), *_batch(seqs_a))["logit"]
+    torch.testing.assert_close(ab, ba, atol=1e-5, rtol=0)
+
+
+def test_the_screener_scores_what_predict_scores(tmp_path, rng):
+    from data.fasta import write_fasta
+    from student.checkpoint import save_checkpoint
+    from student.inference import predict_pairs
+    from student.screening.screen import ScreenConfig, run_screen
+
+    model = _perturbed(StudentModel(ModelConfig(head="both", **SMALL))).eval()
+    save_checkpoint(tmp_path / "m.pt", {"model": model.state_dict(), "model_config": model.config.to_dict()})
+    records = {f"P{i:02d}": random_sequence(rng, int(rng.integers(5, 40))) for i in range(12)}
+    write_fasta(tmp_path / "s.fasta", records)
+    run_screen(ScreenConfig(checkpoint=str(tmp_path / "m.pt"), fasta=str(tmp_path / "s.fasta"),
+                            out=str(tmp_path / "hits.tsv"), top=None, min_prob=0.0, device="cpu"))
+    rows = [line.split("\t") for line in (tmp_path / "hits.tsv").read_text().splitlines()[1:]]
+    pairs = [Pair(a, b, records[a], records[b]) for a, b, *_ in rows]
+    np.testing.assert_allclose([float(r[2]) for r in rows], predict_pairs(model, pairs), atol=1e-5, rtol=0)
+
+
+def test_a_config_saved_before_the_option_reads_as_max():
+    saved = ModelConfig(**{**SMALL, "pool": "max"}).to_dict()
+    del saved["pool"]
+    assert ModelConfig.from_dict(saved).pool == "max"
+    assert ModelConfig.from_dict({**saved, "pool": "max+mean"}).pool == "max+mean"
