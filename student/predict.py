@@ -17,11 +17,15 @@ from student.dataset import align_target
 from student.inference import predict_pairs
 
 
-def write_predictions(path: str | Path, pairs: list[Pair], probs: np.ndarray, threshold: float | None = None) -> Path:
-    """TSV `id_a id_b probability [predicted] [label]`, written atomically."""
+def write_predictions(path: str | Path, pairs: list[Pair], probs: np.ndarray, threshold: float | None = None,
+                      notes: list[str] | None = None) -> Path:
+    """TSV `id_a id_b probability [predicted] [label]`, written atomically; each of `notes` is a `# ` line above
+    the header (pairs readers skip such lines)."""
     path = Path(path)
     with_label = any(p.label is not None for p in pairs)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for note in notes or []:
+            handle.write(f"# {note}\n")
         header = ["id_a", "id_b", "probability"] + (["predicted"] if threshold is not None else []) + (
             ["label"] if with_label else [])
         handle.write("\t".join(header) + "\n")
@@ -68,6 +72,15 @@ def check_predictions(probs: np.ndarray, pairs: list[Pair], checkpoint: str | Pa
                         "is broken, use another one")
 
 
+RANDOM_TEACHER_NOTE = ("student trained on a RANDOM-weight teacher: its maps carry no biological signal (a test of "
+                       "the pipeline, not a result)")
+
+
+def random_teacher_note(checkpoint: dict) -> str:
+    """The warning a student of a random-weight teacher carries into its outputs, or ""."""
+    return RANDOM_TEACHER_NOTE if (checkpoint.get("train_config") or {}).get("teacher_random_weights") else ""
+
+
 def run_predict(config) -> dict:
     """`predict`: probabilities TSV, optional maps HDF5 and heatmaps (student.config.PredictConfig)."""
     from data.fasta import read_fasta
@@ -88,21 +101,23 @@ def run_predict(config) -> dict:
     probs, maps = result if want_maps else (result, None)
     check_predictions(probs, pairs, config.checkpoint)
     threshold = float(checkpoint.get("threshold", 0.5))
-    write_predictions(config.out, pairs, probs, threshold)
+    note = random_teacher_note(checkpoint)
+    write_predictions(config.out, pairs, probs, threshold, notes=[note] if note else None)
     summary = {"pairs": len(pairs), "out": str(config.out), "threshold": threshold,
                "predicted_positive": int((probs >= threshold).sum())}
     if config.maps is not None:
         write_maps(config.maps, pairs, maps, {"checkpoint": str(config.checkpoint)})
         summary["maps"] = str(config.maps)
     if config.plot is not None:
-        summary["plots"] = plot_maps(config, pairs, probs, maps)
+        summary["plots"] = plot_maps(config, pairs, probs, maps, note)
     return summary
 
 
-def plot_maps(config, pairs: list[Pair], probs: np.ndarray, maps: list[np.ndarray]) -> list[str]:
-    """Heatmaps of the first `plot_max` pairs; with a cache, the teacher's map (the run's map target) beside."""
+def plot_maps(config, pairs: list[Pair], probs: np.ndarray, maps: list[np.ndarray], note: str = "") -> list[str]:
+    """Heatmaps of the first `plot_max` pairs; with a cache, the teacher's map (the run's map target) beside,
+    named for what it is (planted contacts, structure contacts, the teacher model)."""
     from student.config import TrainConfig
-    from student.plots import plot_pair_maps, safe_name
+    from student.plots import plot_pair_maps, safe_name, teacher_panel_name
 
     folder = Path(config.plot)
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,16 +128,16 @@ def plot_maps(config, pairs: list[Pair], probs: np.ndarray, maps: list[np.ndarra
 
         cache = TeacherCache.open(config.cache)
         target_name = TrainConfig.from_dict(read_checkpoint(config.checkpoint)["train_config"]).map_target
+    label = teacher_panel_name(cache.info(), target_name) if cache is not None else ""
     written = []
     try:
         for row, pair in enumerate(pairs[: config.plot_max]):
             teacher = None
             if cache is not None and cache.has_pair(pair.seq_a, pair.seq_b):
                 teacher = align_target(getattr(cache.pair(pair.seq_a, pair.seq_b), target_name), maps[row].shape)
-            label = f"teacher {target_name}" + (" (random weights)" if cache is not None and cache.random_weights
-                                                 else "")
             name = folder / f"{row:04d}_{safe_name(pair.id_a)}_{safe_name(pair.id_b)}.png"
-            plot_pair_maps(name, maps[row], teacher, pair.id_a, pair.id_b, float(probs[row]), label)
+            plot_pair_maps(name, maps[row], teacher, pair.id_a, pair.id_b, float(probs[row]), label,
+                           note.split(":")[0] if note else "")
             written.append(str(name))
     finally:
         if cache is not None:
