@@ -146,6 +146,9 @@ TEACHER_PRESETS: dict[str, dict] = {
                  teacher_decoy_strength=0.5, teacher_offset=1, teacher_noise=0.1),
     "esm-like": dict(teacher_discrimination=0.5, teacher_recall=0.45, teacher_strength_min=0.1, teacher_decoys=3,
                      teacher_decoy_strength=0.5, teacher_offset=2, teacher_noise=0.2),
+    # the esm-like teacher without its background noise (which knob breaks which loss)
+    "esm-like-quiet": dict(teacher_discrimination=0.5, teacher_recall=0.45, teacher_strength_min=0.1,
+                           teacher_decoys=3, teacher_decoy_strength=0.5, teacher_offset=2, teacher_noise=0.0),
     "poor": dict(teacher_discrimination=0.8, teacher_recall=0.25, teacher_strength_min=0.1, teacher_decoys=5,
                  teacher_decoy_strength=0.7, teacher_offset=3, teacher_noise=0.3),
     "useless": dict(teacher_discrimination=1.0, teacher_recall=0.0, teacher_strength_min=0.3, teacher_decoys=3,

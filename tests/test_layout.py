@@ -63,6 +63,8 @@ def test_layers_import_downwards():
                        for t in targets), (module, targets)
         if module.startswith("student"):
             assert not any(t.startswith("teacher_cache.teachers") for t in targets), (module, targets)
+        if module.startswith("teacher_cache"):  # teachers and format alike sit below the student
+            assert not any(t.startswith("student") for t in targets), (module, targets)
     assert "teacher_cache.writer" not in graph["teacher_cache.reader"]
 
 

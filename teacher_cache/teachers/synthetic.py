@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from data.atomic import check_outputs
+from data.contact_ranking import default_k, top_k_precision
 from data.errors import UserError
 from data.synth import (GENERATOR_VERSION, STANDARD_RESIDUES, SynthConfig, SynthDataset, SynthPair, generate,
                         motif_index, planted_contacts, split_counts, write_pairs_table, write_sequences)
@@ -117,8 +118,6 @@ class QualityMeter:
         self.motif_len, self.precisions, self.scores, self.labels = motif_len, [], [], []
 
     def add(self, pair: SynthPair, teacher_map: np.ndarray) -> None:
-        from student.evaluation.map_metrics import default_k, top_k_precision
-
         if pair.label == 1:
             truth = planted_contacts(pair, self.motif_len)
             self.precisions.append(top_k_precision(teacher_map, truth, default_k(truth.shape)))
