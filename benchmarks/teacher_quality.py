@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT
+from student.evaluation.ablate import mean_std
 
 TEACHERS = ("esm-like", "oracle", "useless", "good", "poor", "esm-like-quiet")
 SYNTH = ["--n-pairs", "1000", "--valid-frac", "0.15", "--test-frac", "0.25", "--preset", "hard",
@@ -147,14 +148,6 @@ def summary(rows: list[dict[str, str]]) -> list[dict]:
     return out
 
 
-def _ms(values: np.ndarray) -> str:
-    if values.size == 0:
-        return "-"
-    if values.size == 1:
-        return f"{values[0]:.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
-
-
 def markdown(groups: list[dict], teachers: tuple[str, ...]) -> str:
     lines = ["| n_train | head | teacher | teacher top-L/5 | teacher AUPR | map loss | test AUPR | gain over CE | "
              "student map top-L/5 | seeds |", "|---:|---|---|---:|---:|---|---|---|---|---:|"]
@@ -171,13 +164,13 @@ def markdown(groups: list[dict], teachers: tuple[str, ...]) -> str:
         if g["variant"] == "ce" and g["teacher"] != first[(g["head"], g["n_train"])]:
             continue  # the same rows for every teacher
         if g["variant"] == "ce":
-            lines.append(f"| {g['n_train']} | {g['head']} | (none) | - | - | ce only | {_ms(g['aupr'])} | - | "
-                         f"{_ms(g['map_top_l5'])} | {g['seeds']} |")
+            lines.append(f"| {g['n_train']} | {g['head']} | (none) | - | - | ce only | {mean_std(g['aupr'])} | - | "
+                         f"{mean_std(g['map_top_l5'])} | {g['seeds']} |")
             continue
         lines.append(f"| {g['n_train']} | {g['head']} | {g['teacher']} | {g['teacher_p_l5']:.3f} | "
                      f"{g['teacher_aupr']:.3f} | {g['variant']} | "
-                     f"{_ms(g['aupr'])} | {_ms(g['gain'])} | "
-                     f"{_ms(g['map_top_l5'])} | {g['seeds']} |")
+                     f"{mean_std(g['aupr'])} | {mean_std(g['gain'])} | "
+                     f"{mean_std(g['map_top_l5'])} | {g['seeds']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -309,7 +309,8 @@ def _values(rows: list[dict[str, str]], name: str) -> np.ndarray:
     return np.array([float(r[name]) for r in rows if r.get(name, "") != ""], dtype=np.float64)
 
 
-def _mean_std(values: np.ndarray) -> str:
+def mean_std(values: np.ndarray) -> str:
+    """'mean ± sample std' of values (one value as it is, none as '-'), three decimals."""
     if values.size == 0:
         return "-"
     if values.size == 1:
@@ -352,8 +353,8 @@ def summary_markdown(rows: list[dict[str, str]]) -> str:
             map_text += f"; β={key['beta_sem']}"
         seconds = _values(members, "seconds")
         lines.append(f"| {key['n_train']} | {key['head']} | {key['losses']} | {map_text} | "
-                     f"{_mean_std(_values(members, 'aupr'))} | {_mean_std(_values(members, 'auroc'))} | "
-                     f"{_mean_std(_values(members, 'map_top_l5'))} | {_mean_std(_values(members, 'valid_aupr'))} | "
+                     f"{mean_std(_values(members, 'aupr'))} | {mean_std(_values(members, 'auroc'))} | "
+                     f"{mean_std(_values(members, 'map_top_l5'))} | {mean_std(_values(members, 'valid_aupr'))} | "
                      f"{len(members)} | {seconds.mean():.0f} |")
     note = ("mean ± sample std over seeds; AUPR/AUROC of the interaction label on the test part; map top-L/5: "
             "precision of the student map's top L/5 cells against the reference contact map of positive test pairs.")
