@@ -151,7 +151,6 @@ def main() -> None:
         runs["exact"] = screen(checkpoint, subset_fasta, work / "exact.tsv", args.threads, exact=True)
         print(f"exact: {runs['exact']}")
         truth = read_ids(work / "exact.tsv")
-        recall = {}
         for fraction in [float(f) for f in args.rescore_fractions.split(",")]:
             out = work / f"coarse-{fraction}.tsv"
             entry = screen(checkpoint, subset_fasta, out, args.threads, exact=False, fraction=fraction)
