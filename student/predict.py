@@ -72,8 +72,9 @@ def check_predictions(probs: np.ndarray, pairs: list[Pair], checkpoint: str | Pa
                         "is broken, use another one")
 
 
-RANDOM_TEACHER_NOTE = ("student trained on a RANDOM-weight teacher: its maps carry no biological signal (a test of "
-                       "the pipeline, not a result)")
+RANDOM_TEACHER_TITLE = "student trained on a RANDOM-weight teacher"  # the heatmaps' line
+RANDOM_TEACHER_NOTE = (f"{RANDOM_TEACHER_TITLE}: its maps carry no biological signal (a test of the pipeline, not "
+                       "a result)")  # the TSV's line
 
 
 def random_teacher_note(checkpoint: dict) -> str:
@@ -137,7 +138,7 @@ def plot_maps(config, pairs: list[Pair], probs: np.ndarray, maps: list[np.ndarra
                 teacher = align_target(getattr(cache.pair(pair.seq_a, pair.seq_b), target_name), maps[row].shape)
             name = folder / f"{row:04d}_{safe_name(pair.id_a)}_{safe_name(pair.id_b)}.png"
             plot_pair_maps(name, maps[row], teacher, pair.id_a, pair.id_b, float(probs[row]), label,
-                           note.split(":")[0] if note else "")
+                           RANDOM_TEACHER_TITLE if note else "")
             written.append(str(name))
     finally:
         if cache is not None:

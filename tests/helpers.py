@@ -29,3 +29,41 @@ def write_random_cache(path: Path, pairs: list[tuple[str, str]], embedding_dim: 
             for seq in (seq_a, seq_b):
                 builder.add_protein(seq, rng.standard_normal(embedding_dim))
     return path
+
+
+def interrupt_at_pair_batch(n: int):
+    """A `precompute` progress callback that raises KeyboardInterrupt when the n-th batch of pairs reports."""
+    batches = []
+
+    def progress(stage: str, advance: int, total: int) -> None:
+        if stage == "pairs":
+            batches.append(advance)
+            if len(batches) == n:
+                raise KeyboardInterrupt
+    return progress
+
+
+class Killed(Exception):
+    """Stands for a kill in the middle of training (raised from the trainer's on_epoch callback)."""
+
+
+def kill_after_epoch(last: int):
+    """An `on_epoch` callback that raises Killed once epoch `last` (0-based) has written its checkpoints."""
+    def on_epoch(epoch: int, row: dict) -> None:
+        if epoch == last:
+            raise Killed
+    return on_epoch
+
+
+def perturb(model, scale: float):
+    """Move a model's weights and batch-norm statistics away from their initial values (draws from torch's global
+    generator: seed it first), so that every head and normalisation carries weight in a test."""
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(scale * torch.randn_like(param))
+        for norm in model.norms:
+            norm.running_mean.uniform_(-0.3, 0.3)
+            norm.running_var.uniform_(0.5, 1.5)
+    return model

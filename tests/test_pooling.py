@@ -11,7 +11,7 @@ from data.errors import UserError
 from data.pairs import Pair
 from student.config import ModelConfig
 from student.model import StudentModel
-from tests.helpers import random_sequence
+from tests.helpers import perturb, random_sequence
 
 SMALL = dict(embed_dim=8, channels=(16, 12), kernel_sizes=(3, 5), hidden=8, map_topk=5, pool="max+mean")
 
@@ -23,13 +23,7 @@ def _batch(sequences, length=None):
 
 def _perturbed(model: StudentModel) -> StudentModel:
     torch.manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.3 * torch.randn_like(param))
-        for norm in model.norms:
-            norm.running_mean.uniform_(-0.3, 0.3)
-            norm.running_var.uniform_(0.5, 1.5)
-    return model
+    return perturb(model, 0.3)
 
 
 def test_max_plus_mean_is_the_max_beside_the_mean(rng):

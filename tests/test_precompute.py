@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.helpers import random_sequence, write_random_cache
+from tests.helpers import interrupt_at_pair_batch, random_sequence, write_random_cache
 from data.errors import UserError
 from data.fasta import write_fasta
 from data.keys import canonical_pair, sequence_key
@@ -172,16 +172,9 @@ def test_per_residue_embeddings_are_stored_on_request(checkpoint, inputs, tmp_pa
 def test_resume_after_interrupt_with_parts_and_stale_partial(checkpoint, inputs, full_run, tmp_path, monkeypatch):
     pairs, fasta, sequence_pairs = inputs
     out = tmp_path / "cache.h5"
-    calls = []
-
-    def interrupt_after_two_batches(stage, advance, total):
-        calls.append(stage)
-        if stage == "pairs" and calls.count("pairs") == 2:
-            raise KeyboardInterrupt
-
     config = config_for(checkpoint, pairs, fasta, out, tokens_per_batch=1, checkpoint_seconds=0)
     with pytest.raises(KeyboardInterrupt):
-        run_precompute(config, progress=interrupt_after_two_batches)
+        run_precompute(config, progress=interrupt_at_pair_batch(2))
     parts = sorted(parts_dir_of(out).glob("part-*.h5"))
     assert parts and not out.exists()
     stale = parts_dir_of(out) / "part-000099.h5.partial-123"

@@ -25,7 +25,7 @@ from student.screening.screen import ScreenConfig, run_screen
 from student.trainer import train
 from test_screen import tiny_checkpoint, tsv_rows
 from test_training import make_problem, tiny_config
-from tests.helpers import random_sequence
+from tests.helpers import Killed, kill_after_epoch, random_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,15 +40,8 @@ def test_resume_runs_only_the_remaining_epochs(tmp_path):
     files = make_problem(tmp_path)
     run = tmp_path / "run"
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_second(epoch: int, row: dict) -> None:
-        if epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        train(tiny_config(files, run, epochs=5), on_epoch=kill_after_second)
+        train(tiny_config(files, run, epochs=5), on_epoch=kill_after_epoch(1))
     before = history_rows(run)
     assert [row["epoch"] for row in before] == ["1", "2"]
 

@@ -24,7 +24,7 @@ from teacher_cache.teachers.esm_runner import EsmTeacher, load_teacher, write_ra
 from teacher_cache.teachers.precompute import parts_dir_of, run_precompute
 from teacher_cache.teachers.tiling import plan_chain, plan_pair
 from test_precompute import assert_same_contents, config_for, write_inputs
-from tests.helpers import STANDARD, random_sequence, write_random_cache
+from tests.helpers import STANDARD, interrupt_at_pair_batch, random_sequence, write_random_cache
 
 LINKER = "GGGGG"
 STORED = StorageConfig().max_abs_error  # float16 storage of maps
@@ -244,16 +244,9 @@ def test_part_with_another_fingerprint_is_refused_unless_overwrite(checkpoint, s
 def test_unreadable_part_is_discarded_and_its_work_recomputed(checkpoint, small_inputs, reference_run, tmp_path):
     pairs, fasta, sequence_pairs = small_inputs
     out = tmp_path / "cache.h5"
-    calls = []
-
-    def interrupt(stage, advance, total):
-        calls.append(stage)
-        if stage == "pairs" and calls.count("pairs") == 3:
-            raise KeyboardInterrupt
-
     config = config_for(checkpoint, pairs, fasta, out, tokens_per_batch=1, checkpoint_seconds=0)
     with pytest.raises(KeyboardInterrupt):
-        run_precompute(config, progress=interrupt)
+        run_precompute(config, progress=interrupt_at_pair_batch(3))
     parts = sorted(parts_dir_of(out).glob("part-*.h5"))
     assert len(parts) >= 3
     damaged = parts[-1]  # the last part: it holds pairs (the proteins come first)

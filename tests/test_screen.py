@@ -20,7 +20,7 @@ from student.screening.screen import ScreenConfig, merge_screens, run_screen, st
 from student.screening.plan import ProteinSet, ScreenPlan, length_groups, parse_shard
 from student.screening.results import TopK, candidates, rank_order, read_hits
 from student.screening.score import BlockScorer, coarsen
-from tests.helpers import random_sequence
+from tests.helpers import perturb, random_sequence
 
 TINY = dict(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 5), hidden=8, map_topk=16)
 
@@ -31,12 +31,8 @@ def tiny_checkpoint(path: Path, head: str = "both", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = ModelConfig(head=head, **TINY)
     model = StudentModel(config)
+    perturb(model, 0.2)
     with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.2 * torch.randn_like(param))
-        for norm in model.norms:
-            norm.running_mean.uniform_(-0.3, 0.3)
-            norm.running_var.uniform_(0.5, 1.5)
         model.map_scale.fill_(0.7)
         model.map_bias.fill_(-1.5)
     save_checkpoint(path, {"model": model.state_dict(), "model_config": config.to_dict()})

@@ -15,7 +15,7 @@ from student.checkpoint import load_checkpoint
 from student.config import ModelConfig, TrainConfig
 from student.trainer import train
 from teacher_cache import CacheError
-from tests.helpers import random_sequence, write_random_cache
+from tests.helpers import Killed, kill_after_epoch, random_sequence, write_random_cache
 
 
 TINY_MODEL = ModelConfig(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 3), hidden=8, map_topk=4)
@@ -86,15 +86,8 @@ def test_resume_matches_uninterrupted(tmp_path: Path) -> None:
     files = make_problem(tmp_path)
     full = train(tiny_config(files, tmp_path / "full", epochs=4))
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_second(epoch: int, row: dict) -> None:
-        if epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        train(tiny_config(files, tmp_path / "killed", epochs=4), on_epoch=kill_after_second)
+        train(tiny_config(files, tmp_path / "killed", epochs=4), on_epoch=kill_after_epoch(1))
     resumed = train(tiny_config(files, tmp_path / "killed", epochs=4, resume=True))
     assert resumed["epochs_run"] == full["epochs_run"] == 4
     assert resumed["best_epoch"] == full["best_epoch"]
