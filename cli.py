@@ -402,8 +402,12 @@ training_options = options(
     option(ModelConfig, "embed_dim", type=int),
     option(ModelConfig, "hidden", type=int, help="Hidden units of the classifier MLPs."),
     option(ModelConfig, "pool", type=click.Choice(POOLS),
-           help="What the features head reads of each protein: max (which patterns occur) or max+mean (also how "
-                "often: composition)."),
+           help="What the features head reads of each protein: max (which patterns occur), mean (how often: "
+                "composition), length (its log length), joined by +."),
+    option(ModelConfig, "pool_norm", "--pool-norm/--no-pool-norm",
+           help="Standardise the pooled features (batch norm) before the features head."),
+    option(TrainConfig, "balance_classes", "--balance-classes/--no-balance-classes",
+           help="Weight positives by negatives / positives of the training part."),
     device_option(TrainConfig),
     option(TrainConfig, "workers", type=int, help="DataLoader worker processes."),
 )

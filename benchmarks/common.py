@@ -193,3 +193,43 @@ def write_result(path: str | Path, result: dict) -> Path:
 def module_command(name: str, *args: Any) -> list[str]:
     """The argv that runs benchmark `name` in a child process; run it with cwd=ROOT."""
     return [sys.executable, "-m", f"benchmarks.{name}", *(str(arg) for arg in args)]
+
+
+def code_fingerprint(*folders: str) -> str:
+    """12 hex digits of SHA-256 over the .py files under `folders` (relative to ROOT), names and bytes: which
+    version of the code made a result row, without needing git."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def student_code() -> str:
+    """The fingerprint of the code that trains and scores a student (student/ and data/)."""
+    return code_fingerprint("student", "data")
+
+
+def read_csv(path: Path) -> list[dict]:
+    """The rows of a results CSV as dicts ([] when the file does not exist yet)."""
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Write a results CSV atomically (a killed write leaves the old file): `columns` in order, other keys ignored."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)

@@ -67,11 +67,14 @@ def single_chain_rows() -> list[dict]:
 
 
 def save_rows(part: str, rows: list[dict]) -> None:
-    """Replace this part's rows of docs/results/db55.csv."""
+    """Replace this part's rows of docs/results/db55.csv (for the student part: the rows of the same model and
+    seed, so a run with another head or fewer seeds keeps the other rows beside it)."""
     kept: list[dict] = []
+    runs = {(row["model"], str(row["seed"])) for row in rows}
     if RESULTS.exists():
         with open(RESULTS, encoding="utf-8") as handle:
-            kept = [row for row in csv.DictReader(handle) if row["part"] != part]
+            kept = [row for row in csv.DictReader(handle)
+                    if row["part"] != part or (part == "student" and (row["model"], row["seed"]) not in runs)]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_name(RESULTS.name + ".partial")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
@@ -229,7 +232,13 @@ def split_complexes(positives: list, components: dict[str, str], seed: int, vali
     return out
 
 
-def part_student(work: Path, seeds: list[int], epochs: int, neg_ratio: float, threads: int) -> list[dict]:
+def head_suffix(pool: str, pool_norm: bool) -> str:
+    """What the student rows' labels add for a head other than the first one run here (max pool, no norm)."""
+    return "" if (pool, pool_norm) == ("max", False) else f" [pool {pool}{', norm' if pool_norm else ''}]"
+
+
+def part_student(work: Path, seeds: list[int], epochs: int, neg_ratio: float, threads: int, pool: str,
+                 pool_norm: bool) -> list[dict]:
     import torch
 
     from data.homology import cluster_sequences
@@ -257,7 +266,9 @@ def part_student(work: Path, seeds: list[int], epochs: int, neg_ratio: float, th
     manifest = write_manifest(work / "single_chain.tsv", single_chain_rows())
     complex_rows = {canonical_pair(sequence_key(sequences[f"{r['complex']}_r"]),
                                    sequence_key(sequences[f"{r['complex']}_l"]))[:2]: r for r in single_chain_rows()}
-    model_config = ModelConfig(embed_dim=32, channels=(64, 64), kernel_sizes=(5, 5), hidden=32)
+    model_config = ModelConfig(embed_dim=32, channels=(64, 64), kernel_sizes=(5, 5), hidden=32, pool=pool,
+                               pool_norm=pool_norm)
+    suffix = head_suffix(pool, pool_norm)
     rows: list[dict] = []
     for seed in seeds:
         run_dir = work / f"seed{seed}"
@@ -289,7 +300,8 @@ def part_student(work: Path, seeds: list[int], epochs: int, neg_ratio: float, th
             rows.append({"part": "student", "model": f"baseline {name}", "seed": seed, "metric": "test_aupr",
                          "value": baseline["aupr"], "chance": baseline["chance_aupr"], "n": baseline["n_test"]})
         for label, cache_path, alpha in (("student CE only", None, 0.0), ("student CE + map (structure)", cache, 1.0)):
-            out = run_dir / ("ce" if cache_path is None else "ce_map")
+            label += suffix
+            out = run_dir / (("ce" if cache_path is None else "ce_map") + suffix.replace(" ", "_").replace(",", ""))
             config = TrainConfig(pairs=str(pairs_path), fasta=fasta, cache=str(cache_path) if cache_path else None,
                                  out=str(out), split="column", alpha_map=alpha, beta_sem=0.0, map_loss="bce",
                                  map_norm="mass", epochs=epochs, patience=max(5, epochs // 3), seed=seed,
@@ -316,16 +328,18 @@ def summarise_student(rows: list[dict]) -> None:
         chance = np.array([float(r["chance"]) for r in rows if (r["model"], r["metric"]) == (model, metric)])
         print(f"{model:<52} {metric:<28} {values.mean():.3f} ± {values.std():.3f} ({values.min():.3f} .. "
               f"{values.max():.3f}), chance {chance.mean():.3f}, seeds {len(values)}")
-    print("\n## student: CE + map minus CE only, paired by seed (same split, negatives and initial seed)")
-    for metric in sorted({r["metric"] for r in rows if r["model"] == "student CE only"}):
-        by_seed = {}
-        for r in rows:
-            if r["metric"] == metric and r["model"] in ("student CE only", "student CE + map (structure)"):
-                by_seed.setdefault(r["seed"], {})[r["model"]] = float(r["value"])
-        diffs = np.array([v["student CE + map (structure)"] - v["student CE only"] for v in by_seed.values()
-                          if len(v) == 2])
-        print(f"{metric:<28} mean {diffs.mean():+.4f}, per seed {' '.join(f'{d:+.4f}' for d in diffs)}, "
-              f"CE + map ahead in {(diffs > 0).sum()}/{len(diffs)}")
+    suffixes = sorted({r["model"][len("student CE only"):] for r in rows if r["model"].startswith("student CE only")})
+    for suffix in suffixes:
+        ce, ce_map = "student CE only" + suffix, "student CE + map (structure)" + suffix
+        print(f"\n## student{suffix}: CE + map minus CE only, paired by seed (same split, negatives and initial seed)")
+        for metric in sorted({r["metric"] for r in rows if r["model"] == ce}):
+            by_seed = {}
+            for r in rows:
+                if r["metric"] == metric and r["model"] in (ce, ce_map):
+                    by_seed.setdefault(r["seed"], {})[r["model"]] = float(r["value"])
+            diffs = np.array([v[ce_map] - v[ce] for v in by_seed.values() if len(v) == 2])
+            print(f"{metric:<28} mean {diffs.mean():+.4f}, per seed {' '.join(f'{d:+.4f}' for d in diffs)}, "
+                  f"CE + map ahead in {(diffs > 0).sum()}/{len(diffs)}")
 
 
 def main() -> None:
@@ -337,6 +351,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--neg-ratio", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pool", default=None, help="student: the features head's pooling (default: train's)")
+    parser.add_argument("--pool-norm", default=None, choices=("on", "off"),
+                        help="student: standardise the pooled features (default: train's)")
     parser.add_argument("--no-save", action="store_true", help="Do not write docs/results/db55.csv.")
     args = parser.parse_args()
     if not DB55.exists():
@@ -349,7 +366,12 @@ def main() -> None:
     elif args.part == "teacher":
         rows = part_teacher(work, args.model)
     else:
-        rows = part_student(work, [int(s) for s in args.seeds.split(",")], args.epochs, args.neg_ratio, args.threads)
+        from student.config import ModelConfig
+
+        pool = args.pool or ModelConfig().pool
+        pool_norm = ModelConfig().pool_norm if args.pool_norm is None else args.pool_norm == "on"
+        rows = part_student(work, [int(s) for s in args.seeds.split(",")], args.epochs, args.neg_ratio, args.threads,
+                            pool, pool_norm)
     print_rows(args.part, rows)
     if args.part == "student":
         summarise_student(rows)

@@ -99,6 +99,10 @@ MUTANTS: list[Mutant] = [
            "            combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)",
            "            combined = torch.cat([pooled_a, pooled_b], dim=1)",
            ("tests/test_model.py::test_symmetry",), "p(A, B) must equal p(B, A)"),
+    Mutant("padding/length-of-the-crop", "student/dataset.py",
+           '"length_a": len(pair.seq_a), "length_b": len(pair.seq_b)}  # before cropping',
+           '"length_a": stop_a - start_a, "length_b": stop_b - start_b}',
+           ("tests/test_pooling.py",), "training would read the crop's length, evaluation the protein's"),
     # -- canonical pair order ----------------------------------------------------------------------------------
     Mutant("canonical/order-reversed", "data/keys.py",
            "    if key_b < key_a:", "    if key_b > key_a:",
@@ -288,8 +292,8 @@ EQUIVALENT = [
     ("student/model.py", "            x = conv(x * m)", "            x = conv(x)",
      "the input of every convolution is already zero at padded positions: the embedding of PAD is zero "
      "(padding_idx) and each MaskedBatchNorm1d output is multiplied by the mask (ReLU keeps 0 at 0)"),
-    ("student/model.py", '        pooled = feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)',
-     "        pooled = feat.amax(dim=1)",
+    ("student/model.py", '            pooled.append(feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1))',
+     "            pooled.append(feat.amax(dim=1))",
      "features are ReLU outputs (>= 0) and zero at padded positions, so padding never raises a max"),
     (LOCK, "            fcntl.flock(self._fd, fcntl.LOCK_UN)", "            pass",
      "os.close on the next line releases the flock anyway: no process forks while holding a lock (precompute's "

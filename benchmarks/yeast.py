@@ -9,19 +9,28 @@ Settings (split x negatives), each split once (split seed 0) and written to --wo
   homology/degree-balanced
 For every setting, n_train and seed: the training part is subsampled (data.splits.stratified_subsample, the
 student's own subsampler, so both see the same pairs) and the baselines (student.evaluation.baselines) are fit on it and
-scored on the whole test part. The student (CE only: no teacher cache, alpha_map = beta_sem = 0) runs on the
---student-* grid. Rows go to --csv as they finish (a re-run skips rows already there, so a killed run resumes).
+scored on the whole test part. The student (CE only: no teacher cache, alpha_map = beta_sem = 0; every other
+setting is `train`'s default, student.config) runs on the --student-* grid, validating on the whole valid part.
+Rows go to --csv as they finish (a re-run skips rows already there, so a killed run resumes); each student row
+carries `student_code`, a fingerprint of student/ and data/ (benchmarks.common.student_code), so rows of another
+student stay beside the new ones. Rows written before the column existed read as the old student.
+
+With --cache CACHE.h5 (a teacher cache of the yeast pairs, e.g. from `precompute` with a real ESM-2), each student
+row is trained three ways on the same splits, subsamples and seeds: CE only, CE + map (alpha-map) and CE + map +
+semantic (alpha-map, beta-sem), `train`'s defaults otherwise; the `teacher` column names the cache's model, and a
+cache of a random-weight ESM-2 says "random teacher" there. Pairs the cache lacks are left out of every part, for
+the baselines as well (counted in the log and the rows' note), so a cache of a subset runs as it is.
 
 Before splitting, the published table is cleaned: 5 rows labelled 0 repeat a positive pair by sequence content
 (ids differ); they are dropped (and counted), as are exact content duplicates.
 
     python -m benchmarks.yeast                                    # baselines, full grid
-    python -m benchmarks.yeast --student-n-train 500,2000 --student-seeds 0,1,2 --student-epochs 5
+    python -m benchmarks.yeast --student-n-train 500,2000,all --student-seeds 0,1,2
+    python -m benchmarks.yeast --cache yeast_esm2_t33.h5 --student-n-train 500,2000,all   # the real experiment
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -30,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, SHARED_DATA
+from benchmarks.common import ROOT, SHARED_DATA, read_csv, student_code, write_csv
 from data.fasta import read_fasta
 from data.homology import HomologyConfig, cluster_sequences
 from data.keys import sequence_key
@@ -42,10 +51,14 @@ from student.evaluation.baselines import evaluate_baselines
 YEAST = SHARED_DATA / "dscript-yeast"
 RESULTS = ROOT / "docs" / "results" / "yeast.csv"
 COLUMNS = ["dataset", "split", "negatives", "model", "n_train", "seed", "aupr", "auroc", "chance_aupr", "n_test",
-           "train_pairs", "epochs", "seconds", "machine", "note"]
+           "train_pairs", "epochs", "seconds", "machine", "student_code", "teacher", "note"]
 SETTINGS = ("random/published", "protein/published", "homology/published", "protein/degree-balanced",
             "homology/degree-balanced")
-KEY = ("dataset", "split", "negatives", "model", "n_train", "seed")
+KEY = ("dataset", "split", "negatives", "model", "n_train", "seed", "student_code", "teacher")
+OLD_STUDENT = "old student (max pool, 3 epochs; before student_code)"  # rows written before the column
+NOT_A_STUDENT = "-"  # student_code of a baseline row
+# (model name, uses the teacher's maps, uses its embeddings) of each student trained with --cache
+STUDENTS = (("student_ce", False, False), ("student_ce_map", True, False), ("student_ce_map_sem", True, True))
 
 
 def machine() -> str:
@@ -68,20 +81,16 @@ def clean_published(data_dir: Path, work: Path, sequences: dict[str, str]) -> tu
 
 
 def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    rows = read_csv(path)
+    for row in rows:
+        if not row.get("student_code"):
+            row["student_code"] = OLD_STUDENT if row["model"].startswith("student") else NOT_A_STUDENT
+        row["teacher"] = row.get("teacher") or ""
+    return rows
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, path)
+    write_csv(path, rows, COLUMNS)
 
 
 class Results:
@@ -173,9 +182,51 @@ def describe_published(args, sequences: dict[str, str]) -> None:
           "distinct sequences")
 
 
-def run_baselines(args, paths: dict[str, Path], sequences: dict[str, str], results: Results) -> None:
+class Teacher:
+    """What --cache adds: the cache, its label for the `teacher` column, and each setting's split restricted to
+    the pairs it holds."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.label, self.random_weights, self.fingerprint = "", False, ""
+        if path:
+            from teacher_cache import TeacherCache
+
+            with TeacherCache.open(path) as cache:
+                info = cache.info()
+                self.fingerprint = cache.fingerprint
+            self.random_weights = bool(info["random_weights"])
+            self.label = str(info["model"] or info["teacher"] or Path(path).name)
+            if self.random_weights:
+                self.label += " (random teacher)"
+
+    def restrict(self, path: Path, sequences: dict[str, str]) -> tuple[Path, str]:
+        """(split file, note): the split itself without a cache, else a copy without the pairs the cache lacks."""
+        if not self.path:
+            return path, ""
+        from teacher_cache import TeacherCache
+
+        pairs = read_pairs(path, sequences, require_labels=True).pairs
+        with TeacherCache.open(self.path) as cache:
+            kept = [p for p in pairs if cache.has_pair(p.seq_a, p.seq_b)]
+        out = path.with_name(f"split_in_cache_{self.fingerprint[:12]}.tsv")
+        if not out.exists():
+            partial = out.with_name(out.name + ".partial")
+            write_pairs(partial, kept, with_split=True)
+            os.replace(partial, out)
+        note = f"restricted to the {len(kept)} of {len(pairs)} pairs that {Path(self.path).name} holds"
+        print(f"{path.parent.name}: {note}")
+        return out, note
+
+
+def joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def run_baselines(args, paths: dict[str, Path], sequences: dict[str, str], results: Results,
+                  teacher: Teacher) -> None:
     for setting in args.settings:
-        path = paths[setting]
+        path, restricted = teacher.restrict(paths[setting], sequences)
         split, negatives = setting.split("/")
         pairs = read_pairs(path, sequences, require_labels=True).pairs
         train = [p for p in pairs if p.split == "train"]
@@ -192,14 +243,17 @@ def run_baselines(args, paths: dict[str, Path], sequences: dict[str, str], resul
                                  "aupr": f"{metrics['aupr']:.4f}", "auroc": f"{metrics['auroc']:.4f}",
                                  "chance_aupr": f"{metrics['chance_aupr']:.4f}", "n_test": len(test),
                                  "train_pairs": len(subsample), "epochs": "", "seconds": f"{seconds:.1f}",
-                                 "machine": machine(), "note": "fit on the training subsample only"})
+                                 "machine": machine(), "student_code": NOT_A_STUDENT, "teacher": teacher.label,
+                                 "note": joined("fit on the training subsample only", restricted)})
         print(f"baselines done: {setting}")
 
 
 def student_split(path: Path, fasta: Path, n_valid: int) -> Path:
-    """The split with its valid part cut to a stratified n_valid pairs (validation is the student's per-epoch cost;
-    it only picks the best epoch and the threshold). Train and test parts are those the baselines see."""
-    out = path.with_name(f"student_split_valid{n_valid}.tsv")
+    """The split with its valid part cut to a stratified n_valid pairs (0: the split as it is). Validation only
+    picks the best epoch and the threshold; train and test parts are those the baselines see."""
+    if not n_valid:
+        return path
+    out = path.with_name(f"{path.stem}_valid{n_valid}.tsv")
     if out.exists():
         return out
     pairs = read_pairs(path, read_fasta(fasta), require_labels=True).pairs
@@ -211,44 +265,66 @@ def student_split(path: Path, fasta: Path, n_valid: int) -> Path:
     return out
 
 
-def run_student(args, paths: dict[str, Path], results: Results) -> None:
+def student_config(args, pairs_path: Path, out: Path, n_train: int | None, seed: int, teacher: Teacher,
+                   with_map: bool, with_sem: bool):
+    """`train`'s defaults, but for what this grid sets: inputs, split column, subsample, seed, losses."""
+    from student.config import TrainConfig
+
+    defaults = TrainConfig()
+    changes = {"epochs": args.student_epochs} if args.student_epochs else {}
+    return TrainConfig(pairs=str(pairs_path), fasta=str(Path(args.data) / "seqs.fasta"),
+                       cache=teacher.path if with_map or with_sem else None, out=str(out),
+                       alpha_map=defaults.alpha_map if with_map else 0.0,
+                       beta_sem=defaults.beta_sem if with_sem else 0.0, split="column", n_train=n_train, seed=seed,
+                       device=args.device, overwrite=True, **changes)
+
+
+def run_student(args, paths: dict[str, Path], sequences: dict[str, str], results: Results, teacher: Teacher) -> None:
     import torch
 
-    from student.config import ModelConfig, TrainConfig
     from student.trainer import train
 
     from data.allocator import keep_freed_memory
 
     torch.set_num_threads(args.threads)
     heap_kept = keep_freed_memory()  # as `cli.py train` runs; changes speed, not results
+    code = student_code()
+    students = STUDENTS if teacher.path else STUDENTS[:1]
     for setting in args.student_settings:
         split, negatives = setting.split("/")
-        pairs_path = student_split(paths[setting], Path(args.data) / "seqs.fasta", args.student_valid)
+        restricted_path, restricted = teacher.restrict(paths[setting], sequences)
+        pairs_path = student_split(restricted_path, Path(args.data) / "seqs.fasta", args.student_valid)
         for n_train in n_train_values(args.student_n_train):
             for seed in [int(s) for s in args.student_seeds.split(",")]:
-                key = {"dataset": "dscript-yeast", "split": split, "negatives": negatives, "model": "student_ce",
-                       "n_train": n_train or "all", "seed": seed}
-                if results.has(**key):
-                    continue
-                out = Path(args.work) / setting.replace("/", "_") / f"student_n{n_train or 'all'}_s{seed}"
-                config = TrainConfig(pairs=str(pairs_path), fasta=str(Path(args.data) / "seqs.fasta"),
-                                     cache=None, out=str(out), alpha_map=0.0, beta_sem=0.0, epochs=args.student_epochs,
-                                     split="column", n_train=n_train, seed=seed, device="cpu", overwrite=True,
-                                     patience=args.student_epochs, model=ModelConfig(head=args.head))
-                started = time.perf_counter()
-                metrics = train(config, progress=False)
-                seconds = time.perf_counter() - started
-                test = metrics["test"]
-                results.add({**key, "aupr": f"{test['aupr']:.4f}", "auroc": f"{test['auroc']:.4f}",
-                             "chance_aupr": f"{test['positive_rate']:.4f}",
-                             "n_test": test.get("n", ""), "train_pairs": metrics["train_pairs"],
-                             "epochs": f"{metrics['epochs_run']} (best {metrics['best_epoch']})",
-                             "seconds": f"{seconds:.0f}", "machine": machine(),
-                             "note": f"CE only, no teacher cache, head {args.head}, torch threads {args.threads}, "
-                                     f"valid subsample {args.student_valid} (early stopping/threshold only)"
-                                     + ("; heap kept" if heap_kept else "")})
-                print(f"student {setting} n_train {n_train or 'all'} seed {seed}: test AUPR {test['aupr']:.3f} "
-                      f"AUROC {test['auroc']:.3f} ({seconds:.0f} s)", flush=True)
+                for model, with_map, with_sem in students:
+                    key = {"dataset": "dscript-yeast", "split": split, "negatives": negatives, "model": model,
+                           "n_train": n_train or "all", "seed": seed, "student_code": code,
+                           "teacher": teacher.label}
+                    if results.has(**key):
+                        continue
+                    out = Path(args.work) / setting.replace("/", "_") / f"{model}_n{n_train or 'all'}_s{seed}"
+                    config = student_config(args, pairs_path, out, n_train, seed, teacher, with_map, with_sem)
+                    started = time.perf_counter()
+                    metrics = train(config, progress=False)
+                    seconds = time.perf_counter() - started
+                    test = metrics["test"]
+                    valid = ("whole valid part" if not args.student_valid else
+                             f"valid subsample {args.student_valid}") + " (early stopping/threshold only)"
+                    losses = {"student_ce": "CE only, no teacher cache",
+                              "student_ce_map": f"CE + {config.alpha_map} x map ({config.map_loss})",
+                              "student_ce_map_sem": f"CE + {config.alpha_map} x map ({config.map_loss}) + "
+                                                    f"{config.beta_sem} x semantic"}[model]
+                    results.add({**key, "aupr": f"{test['aupr']:.4f}", "auroc": f"{test['auroc']:.4f}",
+                                 "chance_aupr": f"{test['positive_rate']:.4f}",
+                                 "n_test": test.get("n", ""), "train_pairs": metrics["train_pairs"],
+                                 "epochs": f"{metrics['epochs_run']} (best {metrics['best_epoch']})",
+                                 "seconds": f"{seconds:.0f}", "machine": machine(),
+                                 "note": joined(f"{losses}, train's defaults (head {config.model.head}, pool "
+                                                f"{config.model.pool}, max-len {config.max_len})",
+                                                f"torch threads {args.threads}", valid, restricted,
+                                                "heap kept" if heap_kept else "")})
+                    print(f"{model} {setting} n_train {n_train or 'all'} seed {seed}: test AUPR {test['aupr']:.3f} "
+                          f"AUROC {test['auroc']:.3f} ({seconds:.0f} s)", flush=True)
 
 
 def summary(results: Results) -> None:
@@ -256,10 +332,16 @@ def summary(results: Results) -> None:
     from rich.table import Table
 
     groups: dict[tuple, list[dict]] = {}
+    code = student_code()
     for row in results.rows:
         if row.get("dataset") != "dscript-yeast":
             continue
-        groups.setdefault((row["split"], row["negatives"], str(row["n_train"]), row["model"]), []).append(row)
+        model = row["model"]
+        if row["student_code"] not in (NOT_A_STUDENT, code):
+            model += " (old)" if row["student_code"] == OLD_STUDENT else f" (code {row['student_code']})"
+        if row["teacher"]:
+            model += f" / {row['teacher']}"
+        groups.setdefault((row["split"], row["negatives"], str(row["n_train"]), model), []).append(row)
     table = Table(title="dscript-yeast: test AUPR, mean ± sd over seeds (chance = test positive rate)")
     for column in ("split", "negatives", "n_train", "model", "seeds", "AUPR", "AUROC", "chance"):
         table.add_column(column, justify="right")
@@ -287,9 +369,11 @@ def main() -> None:
                                                       "protein/degree-balanced,homology/degree-balanced")
     parser.add_argument("--student-n-train", default="", help="e.g. 500,2000; empty: no student runs")
     parser.add_argument("--student-seeds", default="0,1,2")
-    parser.add_argument("--student-epochs", type=int, default=5)
-    parser.add_argument("--student-valid", type=int, default=400, help="valid pairs the student validates on")
-    parser.add_argument("--head", default="both")
+    parser.add_argument("--student-epochs", type=int, default=0, help="0: train's default (early stopping)")
+    parser.add_argument("--student-valid", type=int, default=0,
+                        help="valid pairs the student validates on (a stratified subsample; 0: the whole part)")
+    parser.add_argument("--cache", help="teacher cache of the yeast pairs: also trains CE + map and CE + map + sem")
+    parser.add_argument("--device", default="cpu", help="the student's device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--valid-frac", type=float, default=0.1)
     parser.add_argument("--test-frac", type=float, default=0.1)
     parser.add_argument("--min-seq-id", type=float, default=0.3)
@@ -306,13 +390,14 @@ def main() -> None:
 
     results = Results(Path(args.csv))
     if not args.summary_only:
+        teacher = Teacher(args.cache)
         sequences = read_fasta(Path(args.data) / "seqs.fasta")
         describe_published(args, sequences)
         paths = build_settings(args, sequences)
         if not args.no_baselines:
-            run_baselines(args, paths, sequences, results)
+            run_baselines(args, paths, sequences, results, teacher)
         if args.student_n_train:
-            run_student(args, paths, results)
+            run_student(args, paths, sequences, results, teacher)
     summary(results)
 
 

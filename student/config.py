@@ -15,7 +15,8 @@ from data.device import check_device
 from data.errors import UserError
 
 HEADS = ("features", "map", "both")
-POOLS = ("max", "max+mean")  # what the features head reads of each protein (StudentModel.pool)
+# What the features head reads of each protein (StudentModel.pool): "+"-joined parts of max, mean and length.
+POOLS = ("max", "max+mean", "max+mean+length", "max+length", "mean", "mean+length")
 MAP_LOSSES = ("mse", "kl", "bce", "rank", "marginal")
 MAP_PAIRS = ("all", "positives")
 MAP_TARGETS = ("contact", "attention")
@@ -26,13 +27,20 @@ SPLITS = ("auto", "column", "random", "protein")
 @dataclass
 class ModelConfig:
     vocab_size: int = VOCAB_SIZE
-    embed_dim: int = 64
-    channels: tuple[int, ...] = (128, 128)  # output channels of each conv layer; the last is the feature size D
-    kernel_sizes: tuple[int, ...] = (3, 5)  # odd, one per conv layer
+    # The defaults of the backbone, pooling and crop are the "kernel 5" row of the recipe search on yeast's valid
+    # part (docs/evaluation.md, "The training recipe"): wider and deeper students overfitted there.
+    embed_dim: int = 32
+    channels: tuple[int, ...] = (32,)  # output channels of each conv layer; the last is the feature size D
+    kernel_sizes: tuple[int, ...] = (5,)  # odd, one per conv layer
     head: str = "both"  # features | map | both
-    # max: which residue patterns occur; max+mean also how often (composition), so the features head can express
-    # the composition baselines. Checkpoints written before this field read as "max" (`from_dict`).
-    pool: str = "max"
+    # max: which residue patterns occur; mean: how often (composition), so the features head can express the
+    # composition baselines; length: the log of the protein's length. Checkpoints written before this field read
+    # as "max" (`from_dict`).
+    pool: str = "mean+length"
+    # Standardise the pooled features (batch norm, one set of statistics for A and B) before the features head: a
+    # mean over hundreds of residues varies little between proteins, and the head learns slowly from inputs that
+    # barely move (what StandardScaler does for the composition baselines). Configs saved before the field: off.
+    pool_norm: bool = True
     hidden: int = 64  # hidden units of the classifier MLPs
     dropout: float = 0.1
     map_topk: int = 16  # cells averaged by the map head's top-k statistic
@@ -61,7 +69,12 @@ class ModelConfig:
     @property
     def pooled_dim(self) -> int:
         """Size of one protein's pooled features (StudentModel.pool)."""
-        return self.feature_dim * (2 if self.pool == "max+mean" else 1)
+        parts = self.pool_parts
+        return self.feature_dim * (("max" in parts) + ("mean" in parts)) + ("length" in parts)
+
+    @property
+    def pool_parts(self) -> tuple[str, ...]:
+        return tuple(self.pool.split("+"))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -71,7 +84,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
-        values = {"pool": "max", **values}  # a config saved before `pool` existed was max-pooled
+        values = {"pool": "max", "pool_norm": False, **values}  # what a config saved before these fields ran
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
@@ -92,14 +105,15 @@ class TrainConfig:
     map_confidence: bool = False  # weight each pair's map term by the teacher map's peak
     map_rank_k: int = 16  # teacher cells the `rank` map loss asks to rank first
     # optimisation
-    epochs: int = 30
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-2
     warmup: float = 0.05  # fraction of all optimiser steps spent in linear warm-up (then cosine decay to 0)
     clip_norm: float = 1.0
-    max_len: int = 512  # training crops longer proteins to a random window of this length; evaluation never crops
-    patience: int = 8  # epochs without a better validation AUPR before stopping
+    balance_classes: bool = True  # weight positives by negatives / positives of the training part (pos_weight)
+    max_len: int = 256  # training crops longer proteins to a random window of this length; evaluation never crops
+    patience: int = 2  # epochs without a better validation AUPR before stopping
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (data.device); AMP (bf16) on cuda
     workers: int = 0  # DataLoader worker processes
@@ -115,7 +129,7 @@ class TrainConfig:
     overwrite: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     # derived at the start of a run (written back so the saved config says what ran)
-    pos_weight: float | None = None  # negatives / positives of the training part
+    pos_weight: float | None = None  # negatives / positives of the training part (1 without balance_classes)
     map_mean_target: float | None = None  # mean teacher value over the training maps (bias init, mass floor)
     map_norm_note: str = ""
     teacher_fingerprint: str | None = None

@@ -137,7 +137,8 @@ class PairDataset(Dataset):
         start_b, stop_b = crop_window(len(pair.seq_b), self.max_len, rng)
         item = {"index": index, "label": float(pair.label if pair.label is not None else 0),
                 "tokens_a": self.tokens[pair.seq_a][start_a:stop_a],
-                "tokens_b": self.tokens[pair.seq_b][start_b:stop_b]}
+                "tokens_b": self.tokens[pair.seq_b][start_b:stop_b],
+                "length_a": len(pair.seq_a), "length_b": len(pair.seq_b)}  # before cropping
         target = self._stored_target(index)
         if target is not None:
             item["target"] = target[start_a:stop_a, start_b:stop_b]  # a view, float16 as stored
@@ -147,7 +148,8 @@ class PairDataset(Dataset):
 
 
 def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
-    """Right-pad a list of examples into a batch: tokens/masks (B, L), target (B, La, Lb), label (B,)."""
+    """Right-pad a list of examples into a batch: tokens/masks (B, L), target (B, La, Lb), label (B,), the
+    proteins' lengths before cropping (B,)."""
     len_a = max(len(it["tokens_a"]) for it in items)
     len_b = max(len(it["tokens_b"]) for it in items)
     tokens_a = torch.full((len(items), len_a), PAD_INDEX, dtype=torch.long)
@@ -157,7 +159,9 @@ def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
         tokens_b[row, : len(it["tokens_b"])] = torch.from_numpy(it["tokens_b"])
     batch = {"tokens_a": tokens_a, "mask_a": tokens_a != PAD_INDEX, "tokens_b": tokens_b,
              "mask_b": tokens_b != PAD_INDEX, "label": torch.tensor([it["label"] for it in items]),
-             "index": torch.tensor([it["index"] for it in items])}
+             "index": torch.tensor([it["index"] for it in items]),
+             "length_a": torch.tensor([it["length_a"] for it in items]),
+             "length_b": torch.tensor([it["length_b"] for it in items])}
     if any("target" in it for it in items):
         target = torch.zeros(len(items), len_a, len_b)
         has_target = torch.zeros(len(items), dtype=torch.bool)

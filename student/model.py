@@ -19,6 +19,8 @@ from data.alphabet import PAD_INDEX
 from student.config import ModelConfig
 
 MASKED_LOGIT = -1.0e4  # map logit of cells outside either sequence (sigmoid 0, exp underflows to 0)
+# log(300), a typical protein length: centred, the head's product term of two log lengths is not swamped by an offset
+LOG_LENGTH_CENTRE = math.log(300.0)
 
 
 class MaskedBatchNorm1d(nn.Module):
@@ -77,6 +79,8 @@ class StudentModel(nn.Module):
         self.map_scale = nn.Parameter(torch.tensor(1.0))
         self.map_bias = nn.Parameter(torch.tensor(float(config.map_bias_init)))
         if config.head in ("features", "both"):
+            if config.pool_norm:
+                self.pool_norm = nn.BatchNorm1d(config.pooled_dim, momentum=config.bn_momentum)
             self.features_head = nn.Sequential(nn.Linear(2 * config.pooled_dim, config.hidden), nn.ReLU(),
                                                nn.Dropout(config.dropout), nn.Linear(config.hidden, 1))
         if config.head in ("map", "both"):
@@ -99,13 +103,21 @@ class StudentModel(nn.Module):
         x = x * m.to(x.dtype)
         return x.transpose(1, 2)  # (B, D, L) => (B, L, D)
 
-    def pool(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """What the features head reads of each protein, over real residues only: the max (B, L, D) => (B, D), and
-        with pool "max+mean" the mean beside it, (B, L, D) => (B, 2D)."""
-        pooled = feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)
-        if self.config.pool == "max+mean":
-            pooled = torch.cat([pooled, self.mean_pool(feat, mask)], dim=1)
-        return pooled
+    def pool(self, feat: torch.Tensor, mask: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        """What the features head reads of each protein, over real residues only, by `ModelConfig.pool`: the max
+        and/or the mean of the features (B, L, D) => (B, D) each, and the centred log length (B, 1), concatenated
+        in that order to (B, pooled_dim). `length` (B,): the proteins' whole lengths when they were cropped
+        (training); by default the mask's."""
+        parts = self.config.pool_parts
+        pooled = []
+        if "max" in parts:
+            pooled.append(feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1))
+        if "mean" in parts:
+            pooled.append(self.mean_pool(feat, mask))
+        if "length" in parts:
+            length = mask.sum(dim=1) if length is None else length
+            pooled.append(torch.log(length.clamp_min(1).to(feat.dtype))[:, None] - LOG_LENGTH_CENTRE)  # (B, 1)
+        return torch.cat(pooled, dim=1)
 
     def mean_pool(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean over real residues: (B, L, D) => (B, D)."""
@@ -141,6 +153,10 @@ class StudentModel(nn.Module):
         screener all call."""
         logit = torch.zeros(pooled_a.shape[0], device=pooled_a.device)
         if self.config.head in ("features", "both"):
+            if self.config.pool_norm:
+                batch = pooled_a.shape[0]
+                both = self.pool_norm(torch.cat([pooled_a, pooled_b]))  # (2B, P): one set of statistics for A, B
+                pooled_a, pooled_b = both[:batch], both[batch:]
             combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)  # (B, 2P), symmetric in A, B
             logit = logit + self.features_head(combined).squeeze(1).float()
         if self.uses_map:
@@ -148,22 +164,27 @@ class StudentModel(nn.Module):
         return logit
 
     def classify(self, feat_a: torch.Tensor, mask_a: torch.Tensor, feat_b: torch.Tensor, mask_b: torch.Tensor,
-                 map_logits: torch.Tensor | None = None) -> torch.Tensor:
+                 map_logits: torch.Tensor | None = None, length_a: torch.Tensor | None = None,
+                 length_b: torch.Tensor | None = None) -> torch.Tensor:
         """Interaction logits (B,) from the features of both proteins (as returned by `encode`); `map_logits`
-        (from `interaction_map`) saves recomputing the map when the caller has it."""
+        (from `interaction_map`) saves recomputing the map when the caller has it; `length_a`, `length_b` are the
+        whole lengths of cropped proteins (`pool`)."""
         stats = None
         if self.uses_map:
             if map_logits is None:
                 map_logits = self.interaction_map(feat_a, mask_a, feat_b, mask_b)
             stats = self.map_statistics(map_logits, mask_a, mask_b)
-        return self.head(self.pool(feat_a, mask_a), self.pool(feat_b, mask_b), stats)
+        return self.head(self.pool(feat_a, mask_a, length_a), self.pool(feat_b, mask_b, length_b), stats)
 
     def semantic_embedding(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Projection of a protein's mean-pooled features to the teacher's embedding size (B, E_teacher)."""
         return self.semantic(self.mean_pool(feat, mask))
 
-    def forward(self, tokens_a: torch.Tensor, mask_a: torch.Tensor, tokens_b: torch.Tensor,
-                mask_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, tokens_a: torch.Tensor, mask_a: torch.Tensor, tokens_b: torch.Tensor, mask_b: torch.Tensor,
+                length_a: torch.Tensor | None = None, length_b: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """Logits, map logits and features of a batch; `length_a`, `length_b` (B,) are the whole lengths of
+        proteins that training cropped (without them, the lengths are the masks')."""
         batch, len_a, len_b = tokens_a.shape[0], tokens_a.shape[1], tokens_b.shape[1]
         length = max(len_a, len_b)
         # Both proteins go through the backbone as one batch, so batch statistics see A and B alike.
@@ -173,7 +194,8 @@ class StudentModel(nn.Module):
         feat = self.encode(tokens, mask)  # (2B, L, D)
         feat_a, feat_b = feat[:batch, :len_a], feat[batch:, :len_b]
         map_logits = self.interaction_map(feat_a, mask_a, feat_b, mask_b)
-        out = {"logit": self.classify(feat_a, mask_a, feat_b, mask_b, map_logits), "map": map_logits,
+        out = {"logit": self.classify(feat_a, mask_a, feat_b, mask_b, map_logits, length_a, length_b),
+               "map": map_logits,
                "feat_a": feat_a, "feat_b": feat_b}
         if self.config.semantic_dim > 0:
             out["sem_a"] = self.semantic_embedding(feat_a, mask_a)

@@ -94,7 +94,7 @@ def resolve_config(config: TrainConfig, data: RunData) -> TrainConfig:
     """Write the values derived from the data back into a copy of the config."""
     labels = np.array([p.label for p in data.train])
     config = replace(config, model=replace(config.model))
-    config.pos_weight = float((labels == 0).sum() / max((labels == 1).sum(), 1))
+    config.pos_weight = float((labels == 0).sum() / max((labels == 1).sum(), 1)) if config.balance_classes else 1.0
     if data.cache is None:
         if config.alpha_map > 0 or config.beta_sem > 0:
             log.info("no teacher cache: training on labels only (alpha-map and beta-sem set to 0)")
@@ -278,7 +278,8 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
             for batch in loader:
                 batch = to_device(batch, device)
                 with autocast_for(device):
-                    outputs = model(batch["tokens_a"], batch["mask_a"], batch["tokens_b"], batch["mask_b"])
+                    outputs = model(batch["tokens_a"], batch["mask_a"], batch["tokens_b"], batch["mask_b"],
+                                    batch["length_a"], batch["length_b"])
                 loss, parts = total_loss(outputs, batch, config.pos_weight, config.alpha_map, config.beta_sem,
                                          config.map_loss, config.map_norm, config.map_mean_target or 0.0,
                                          config.map_pairs, config.map_confidence, config.map_rank_k)

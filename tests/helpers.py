@@ -63,7 +63,7 @@ def perturb(model, scale: float):
     with torch.no_grad():
         for param in model.parameters():
             param.add_(scale * torch.randn_like(param))
-        for norm in model.norms:
+        for norm in [*model.norms, *([model.pool_norm] if hasattr(model, "pool_norm") else [])]:
             norm.running_mean.uniform_(-0.3, 0.3)
             norm.running_var.uniform_(0.5, 1.5)
     return model

@@ -205,7 +205,8 @@ def test_train_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     root = Path(__file__).resolve().parents[1]
     command = [sys.executable, str(root / "cli.py"), "train", "--pairs", str(pairs), "--fasta", str(fasta),
-               "--out", str(out), "--epochs", "8", "--patience", "8", "--channels", "8,8", "--embed-dim", "8",
+               "--out", str(out), "--epochs", "8", "--patience", "8", "--channels", "8,8", "--kernel-sizes", "3,3",
+               "--embed-dim", "8",
                "--batch-size", "4", "--seed", "0"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
     deadline = time.time() + 120

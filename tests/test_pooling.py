@@ -1,5 +1,6 @@
-"""The features head's pooling (`ModelConfig.pool`): max+mean keeps every padding and symmetry guarantee, in eval
-and train mode, scores the same through the screener, and a checkpoint saved before the option reads as max."""
+"""The features head's pooling (`ModelConfig.pool`): max+mean and max+mean+length keep every padding and symmetry
+guarantee, in eval and train mode, score the same through the screener, the length part reads a cropped protein's
+whole length, and a checkpoint saved before the option reads as max."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,11 +40,38 @@ def test_max_plus_mean_is_the_max_beside_the_mean(rng):
         ModelConfig(pool="sum")
 
 
+def test_the_length_part_is_the_centred_log_length_of_the_whole_protein(rng):
+    from student.model import LOG_LENGTH_CENTRE
+
+    model = StudentModel(ModelConfig(**{**SMALL, "pool": "max+mean+length"})).eval()
+    assert model.config.pooled_dim == 25 and model.features_head[0].in_features == 50
+    tokens, mask = _batch([random_sequence(rng, 9), random_sequence(rng, 4)], 12)
+    feat = model.encode(tokens, mask)
+    pooled = model.pool(feat, mask)
+    torch.testing.assert_close(pooled[:, 24], torch.log(torch.tensor([9.0, 4.0])) - LOG_LENGTH_CENTRE)
+    torch.testing.assert_close(pooled[:, :24], StudentModel(ModelConfig(**SMALL)).eval().pool(feat, mask))
+    # a crop of training: the length given is the whole protein's, not the window's
+    cropped = model.pool(feat, mask, torch.tensor([300, 40]))
+    torch.testing.assert_close(cropped[:, 24], torch.log(torch.tensor([300.0, 40.0])) - LOG_LENGTH_CENTRE)
+    mean_only = StudentModel(ModelConfig(**{**SMALL, "pool": "mean"})).eval()
+    torch.testing.assert_close(mean_only.pool(feat, mask), pooled[:, 12:24])
+
+
+def test_training_passes_the_uncropped_lengths():
+    from student.dataset import PairDataset, collate_pairs
+
+    pairs = [Pair("a", "b", "ACDEFGHIKL" * 5, "MNPQRST", 1)]
+    batch = collate_pairs([PairDataset(pairs, max_len=16, random_crop=True)[0]])
+    assert batch["tokens_a"].shape == (1, 16) and batch["length_a"].tolist() == [50]
+    assert batch["length_b"].tolist() == [7]
+
+
+@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("max+mean+length", True)])
 @pytest.mark.parametrize("head", ["features", "both"])
 @pytest.mark.parametrize("train_mode", [False, True])
-def test_outputs_do_not_change_with_padding(head, train_mode, rng):
+def test_outputs_do_not_change_with_padding(head, train_mode, pool, norm, rng):
     torch.manual_seed(0)
-    model = _perturbed(StudentModel(ModelConfig(head=head, dropout=0.0, **SMALL)))
+    model = _perturbed(StudentModel(ModelConfig(head=head, dropout=0.0, pool_norm=norm, **{**SMALL, "pool": pool})))
     model.train(train_mode)
     seq_a, seq_b = random_sequence(rng, 11), random_sequence(rng, 6)
     partners_a, partners_b = [random_sequence(rng, 9), seq_a], [random_sequence(rng, 7), seq_b]
@@ -52,9 +80,14 @@ def test_outputs_do_not_change_with_padding(head, train_mode, rng):
     torch.testing.assert_close(tight, padded, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("mean+length", False),
+                                        ("max+mean+length", True)])
 @pytest.mark.parametrize("head", ["features", "map", "both"])
-def test_predictions_are_symmetric(head, rng):
-    model = _perturbed(StudentModel(ModelConfig(head=head, **SMALL))).eval()
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_predictions_are_symmetric(head, pool, norm, train_mode, rng):
+    torch.manual_seed(0)
+    model = _perturbed(StudentModel(ModelConfig(head=head, dropout=0.0, pool_norm=norm, **{**SMALL, "pool": pool})))
+    model.train(train_mode)
     seqs_a = [random_sequence(rng, n) for n in (7, 15)]
     seqs_b = [random_sequence(rng, n) for n in (12, 5)]
     ab = model(*_batch(seqs_a), *_batch(seqs_b))["logit"]
@@ -62,13 +95,14 @@ def test_predictions_are_symmetric(head, rng):
     torch.testing.assert_close(ab, ba, atol=1e-5, rtol=0)
 
 
-def test_the_screener_scores_what_predict_scores(tmp_path, rng):
+@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", True)])
+def test_the_screener_scores_what_predict_scores(tmp_path, pool, norm, rng):
     from data.fasta import write_fasta
     from student.checkpoint import save_checkpoint
     from student.inference import predict_pairs
     from student.screening.screen import ScreenConfig, run_screen
 
-    model = _perturbed(StudentModel(ModelConfig(head="both", **SMALL))).eval()
+    model = _perturbed(StudentModel(ModelConfig(head="both", pool_norm=norm, **{**SMALL, "pool": pool}))).eval()
     save_checkpoint(tmp_path / "m.pt", {"model": model.state_dict(), "model_config": model.config.to_dict()})
     records = {f"P{i:02d}": random_sequence(rng, int(rng.integers(5, 40))) for i in range(12)}
     write_fasta(tmp_path / "s.fasta", records)
@@ -82,5 +116,6 @@ def test_the_screener_scores_what_predict_scores(tmp_path, rng):
 def test_a_config_saved_before_the_option_reads_as_max():
     saved = ModelConfig(**{**SMALL, "pool": "max"}).to_dict()
     del saved["pool"]
-    assert ModelConfig.from_dict(saved).pool == "max"
+    del saved["pool_norm"]
+    assert ModelConfig.from_dict(saved).pool == "max" and not ModelConfig.from_dict(saved).pool_norm
     assert ModelConfig.from_dict({**saved, "pool": "max+mean"}).pool == "max+mean"

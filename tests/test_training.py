@@ -190,3 +190,13 @@ def test_dataset_items_keep_the_stored_float16_and_collate_widens_them(tmp_path:
                 np.testing.assert_array_equal(dataset.target(row), expected)
                 np.testing.assert_array_equal(item["emb_a"], cache.protein(pair.seq_a).embedding)
                 np.testing.assert_array_equal(item["emb_b"], cache.protein(pair.seq_b).embedding)
+
+
+def test_class_weighting_can_be_switched_off(tmp_path: Path) -> None:
+    from student.trainer import resolve_config, load_run_data
+
+    files = make_problem(tmp_path)
+    weighted = tiny_config(files, tmp_path / "w")
+    data = load_run_data(weighted)
+    assert resolve_config(weighted, data).pos_weight == pytest.approx(2.0, rel=0.2)
+    assert resolve_config(replace(weighted, balance_classes=False), data).pos_weight == 1.0
