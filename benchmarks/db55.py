@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, SHARED_DATA
+from benchmarks.common import ROOT, SHARED_DATA, read_csv, write_csv
 from data.fasta import read_fasta
 from data.keys import canonical_pair, sequence_key
 from data.pairs import read_pairs, write_pairs
@@ -69,20 +69,10 @@ def single_chain_rows() -> list[dict]:
 def save_rows(part: str, rows: list[dict]) -> None:
     """Replace this part's rows of docs/results/db55.csv (for the student part: the rows of the same model and
     seed, so a run with another head or fewer seeds keeps the other rows beside it)."""
-    kept: list[dict] = []
     runs = {(row["model"], str(row["seed"])) for row in rows}
-    if RESULTS.exists():
-        with open(RESULTS, encoding="utf-8") as handle:
-            kept = [row for row in csv.DictReader(handle)
-                    if row["part"] != part or (part == "student" and (row["model"], row["seed"]) not in runs)]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(RESULTS.name + ".partial")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in kept + rows:
-            writer.writerow({name: _fmt(row.get(name, "")) for name in COLUMNS})
-    os.replace(tmp, RESULTS)
+    kept = [row for row in read_csv(RESULTS)
+            if row["part"] != part or (part == "student" and (row["model"], row["seed"]) not in runs)]
+    write_csv(RESULTS, [{name: _fmt(row.get(name, "")) for name in COLUMNS} for row in kept + rows], COLUMNS)
 
 
 def _fmt(value) -> str:

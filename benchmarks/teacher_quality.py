@@ -16,7 +16,6 @@ one CSV and draws the student's gain over CE-only against the teacher's quality.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, write_csv
 from student.evaluation.ablate import mean_std
 
 TEACHERS = ("esm-like", "oracle", "useless", "good", "poor", "esm-like-quiet")
@@ -118,13 +117,6 @@ def collect(runs: Path, teachers: tuple[str, ...]) -> list[dict[str, str]]:
         for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
             out.append({"teacher": teacher, **settings, **row, "variant": _variant(row)})
     return out
-
-
-def write_csv(rows: list[dict[str, str]], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def summary(rows: list[dict[str, str]]) -> list[dict]:
@@ -224,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
                  args.heads, args.n_train, args.lengths)
         return
     rows = collect(runs, teachers)
-    write_csv(rows, Path(args.csv))
+    write_csv(Path(args.csv), rows, list(COLUMNS))
     groups = summary(rows)
     print(markdown(groups, teachers))
     plot(groups, Path(args.figure))

@@ -184,26 +184,28 @@ def describe_published(args, sequences: dict[str, str]) -> None:
 
 class Teacher:
     """What --cache adds: the cache, its label for the `teacher` column, and each setting's split restricted to
-    the pairs it holds."""
+    the pairs it holds (worked out once per split: the baselines and the students both ask)."""
 
     def __init__(self, path: str | None):
         self.path = path
-        self.label, self.random_weights, self.fingerprint = "", False, ""
+        self.label, self.fingerprint = "", ""
+        self._restricted: dict[Path, tuple[Path, str]] = {}
         if path:
             from teacher_cache import TeacherCache
 
             with TeacherCache.open(path) as cache:
                 info = cache.info()
                 self.fingerprint = cache.fingerprint
-            self.random_weights = bool(info["random_weights"])
             self.label = str(info["model"] or info["teacher"] or Path(path).name)
-            if self.random_weights:
+            if info["random_weights"]:
                 self.label += " (random teacher)"
 
     def restrict(self, path: Path, sequences: dict[str, str]) -> tuple[Path, str]:
         """(split file, note): the split itself without a cache, else a copy without the pairs the cache lacks."""
         if not self.path:
             return path, ""
+        if path in self._restricted:
+            return self._restricted[path]
         from teacher_cache import TeacherCache
 
         pairs = read_pairs(path, sequences, require_labels=True).pairs
@@ -216,6 +218,7 @@ class Teacher:
             os.replace(partial, out)
         note = f"restricted to the {len(kept)} of {len(pairs)} pairs that {Path(self.path).name} holds"
         print(f"{path.parent.name}: {note}")
+        self._restricted[path] = out, note
         return out, note
 
 
