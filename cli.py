@@ -34,7 +34,7 @@ from demo import DemoConfig
 from student.config import (HEADS, MAP_LOSSES, MAP_NORMS, MAP_PAIRS, MAP_TARGETS, POOLS, SPLITS, EvaluateConfig,
                             ModelConfig, PredictConfig, TrainConfig)
 from student.evaluation.config import AblateConfig, EvaluateMapsConfig
-from student.screening.config import ScreenConfig
+from student.screening.config import COARSE_PRECISIONS, ScreenConfig
 from teacher_cache.teachers.config import PrecomputeConfig, RandomTeacherConfig, StructureCacheConfig
 
 console = Console(stderr=True)  # progress, reports, warnings and errors
@@ -389,6 +389,8 @@ training_options = options(
            help="Pairs whose maps enter the map loss: all, or positives only (by label)."),
     option(TrainConfig, "map_confidence", help="Weight each pair's map loss by the teacher map's peak."),
     option(TrainConfig, "map_rank_k", type=int, help="Teacher cells the rank map loss asks to rank first."),
+    option(TrainConfig, "map_top_target", type=int,
+           help="K > 0: the map loss learns each teacher map's K highest cells as 1 and the rest as 0 (0: off)."),
     option(TrainConfig, "epochs", type=int),
     option(TrainConfig, "batch_size", type=int),
     option(TrainConfig, "lr", type=float, help="AdamW peak learning rate."),
@@ -802,6 +804,8 @@ def evaluate_maps_command(**params: Any) -> None:
                                     "docs/screening.md).")
 @option(ScreenConfig, "rescore_fraction", type=float, help="Coarse mode: share of pairs re-scored exactly.")
 @option(ScreenConfig, "coarse_factor", type=int, help="Coarse mode: residues per coarse window.")
+@option(ScreenConfig, "coarse_precision", type=click.Choice(COARSE_PRECISIONS),
+        help="Coarse mode: precision of the coarse pass's matrix products (reported scores are always exact).")
 @option(ScreenConfig, "shard", help="i/N (0-based, as precompute --shard): score part i of N contiguous parts of the "
                                     "pair space.")
 @option(ScreenConfig, "memory_gb", type=float, help="Memory budget: features spill to a memory-mapped file beyond it.")

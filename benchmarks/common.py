@@ -195,21 +195,25 @@ def module_command(name: str, *args: Any) -> list[str]:
     return [sys.executable, "-m", f"benchmarks.{name}", *(str(arg) for arg in args)]
 
 
-def code_fingerprint(*folders: str) -> str:
-    """12 hex digits of SHA-256 over the .py files under `folders` (relative to ROOT), names and bytes: which
-    version of the code made a result row, without needing git."""
+def code_fingerprint(*folders: str, exclude: tuple[str, ...] = ()) -> str:
+    """12 hex digits of SHA-256 over the .py files under `folders` (relative to ROOT), names and bytes, leaving
+    out those under the `exclude` folders: which version of the code made a result row, without needing git."""
     import hashlib
 
     digest = hashlib.sha256()
     for folder in folders:
         for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+            name = path.relative_to(ROOT)
+            if any(name.is_relative_to(skip) for skip in exclude):
+                continue
+            digest.update(str(name).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
 
 def student_code() -> str:
-    """The fingerprint of the code that trains and scores a student (student/ and data/)."""
-    return code_fingerprint("student", "data")
+    """The fingerprint of the code that trains and evaluates a student: student/ and data/, without
+    student/screening/, which no training or evaluation benchmark runs (a faster screen keeps the rows' code)."""
+    return code_fingerprint("student", "data", exclude=("student/screening",))
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -6,8 +6,8 @@ the real D-SCRIPT yeast data (../shared/data/dscript-yeast; never copied into th
    the training part (TrainConfig n_train=5000, split="column", few epochs). `--checkpoint` reuses a student trained
    this way (the split is recomputed, deterministic, to know which proteins it saw).
 2. Screen a seeded SUBSET of the proteome (`--proteins N` records drawn from the FASTA with `--seed`) exactly, and in
-   coarse mode at each `--rescore-fractions`; recall of the exact top-1000 and top-10,000 (by id pair) under each
-   coarse setting, with wall time and pairs/s of every run.
+   coarse mode at each `--rescore-fractions` (and each `--coarse` factor/precision); recall of the exact top-1000
+   and top-10,000 (by id pair) under each coarse setting, with wall time and pairs/s of every run.
 3. Enrichment of known positives (every label-1 pair of pairs.tsv, conflicts dropped, matched by sequence content
    in either orientation) in the exact top K (100, 1,000, 10,000) against the base rate (positives among all screened
    pairs of the subset), apart for pairs with at least one protein the student trained on ("seen": a protein of the
@@ -59,11 +59,13 @@ def read_ids(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split("\t")[:2]) for line in path.read_text().splitlines()[1:]]
 
 
-def screen(checkpoint: str, fasta: Path, out: Path, threads: int, exact: bool, fraction: float = 0.02) -> dict:
+def screen(checkpoint: str, fasta: Path, out: Path, threads: int, exact: bool, fraction: float = 0.02,
+           factor: int = 4, precision: str = "float32") -> dict:
     from student.screening.screen import ScreenConfig, run_screen
 
     config = ScreenConfig(checkpoint=checkpoint, fasta=str(fasta), out=str(out), top=10000, device="cpu",
-                          threads=threads, exact=exact, exact_below=0, rescore_fraction=fraction, overwrite=True)
+                          threads=threads, exact=exact, exact_below=0, rescore_fraction=fraction, coarse_factor=factor,
+                          coarse_precision=precision, overwrite=True)
     start = time.perf_counter()
     summary = run_screen(config)
     seconds = time.perf_counter() - start
@@ -96,6 +98,9 @@ def main() -> None:
     parser.add_argument("--proteins", type=int, default=1500, help="Proteins of the seeded FASTA subset screened.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rescore-fractions", default="0.005,0.01,0.02,0.05")
+    parser.add_argument("--coarse", default="4/float32",
+                        help="coarse settings FACTOR/PRECISION, comma-separated, each run at every rescore fraction "
+                             "(e.g. 4/float32,4/bfloat16,6/bfloat16)")
     parser.add_argument("--checkpoint", help="Reuse a student trained on this split (else one is trained).")
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=3)
@@ -151,14 +156,19 @@ def main() -> None:
         runs["exact"] = screen(checkpoint, subset_fasta, work / "exact.tsv", args.threads, exact=True)
         print(f"exact: {runs['exact']}")
         truth = read_ids(work / "exact.tsv")
-        for fraction in [float(f) for f in args.rescore_fractions.split(",")]:
-            out = work / f"coarse-{fraction}.tsv"
-            entry = screen(checkpoint, subset_fasta, out, args.threads, exact=False, fraction=fraction)
-            found = read_ids(out)
-            for top in (1000, 10000):
-                entry[f"recall_top{top}"] = round(len(set(found[:top]) & set(truth[:top])) / len(truth[:top]), 4)
-            runs[f"coarse {fraction}"] = entry
-            print(f"coarse {fraction}: {entry}")
+        for setting in args.coarse.split(","):
+            factor, precision = setting.split("/")
+            for fraction in [float(f) for f in args.rescore_fractions.split(",")]:
+                out = work / f"coarse-{factor}-{precision}-{fraction}.tsv"
+                entry = screen(checkpoint, subset_fasta, out, args.threads, exact=False, fraction=fraction,
+                               factor=int(factor), precision=precision)
+                found = read_ids(out)
+                for top in (1000, 10000):
+                    entry[f"recall_top{top}"] = round(len(set(found[:top]) & set(truth[:top])) / len(truth[:top]), 4)
+                # the default setting keeps the old key, so earlier result files read alike
+                name = f"coarse {fraction}" if setting == "4/float32" else f"coarse {fraction} factor {setting}"
+                runs[name] = entry
+                print(f"{name}: {entry}")
         result["screens"] = runs
 
         # base rates over every screened pair of the subset (distinct sequences, self-pairs included, as screened)

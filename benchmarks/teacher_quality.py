@@ -30,7 +30,9 @@ from student.evaluation.ablate import mean_std
 TEACHERS = ("esm-like", "oracle", "useless", "good", "poor", "esm-like-quiet")
 SYNTH = ["--n-pairs", "1000", "--valid-frac", "0.15", "--test-frac", "0.25", "--preset", "hard",
          "--min-len", "100", "--max-len", "200", "--seed", "0"]
-ABLATE = ["--epochs", "15", "--patience", "4", "--lr", "3e-3",
+# Every setting the grid's rows depend on is pinned here, so a change of `train`'s defaults (issue 15 changed the
+# crop, the pooling and the standardisation) neither alters the grid nor makes its folders refuse a re-run.
+ABLATE = ["--epochs", "15", "--patience", "4", "--lr", "3e-3", "--max-len", "512", "--pool", "max", "--no-pool-norm",
           "--channels", "64,64",
           "--kernel-sizes", "5,5", "--embed-dim", "32", "--hidden", "32", "--beta-sem", "0", "--device", "cpu",
           "--threads", "1"]
@@ -43,11 +45,13 @@ VARIANTS = {  # name: ablate options of the map term
                  "--map-pairs", "positives"],
     "rank-peak": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
                   "--map-confidence"],
+    "bce-top": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
+    "marginal-top": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
 }
 COLUMNS = ("teacher", "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
            "teacher_p_l5", "teacher_aupr", "teacher_auroc", "head", "losses", "variant", "map_loss", "map_norm",
-           "alpha_map", "map_pairs", "map_confidence", "map_rank_k", "n_train", "seed", "aupr", "auroc",
-           "map_top_l5", "valid_aupr", "epochs", "best_epoch", "seconds", "student_code")
+           "alpha_map", "map_pairs", "map_confidence", "map_rank_k", "map_top_target", "n_train", "seed", "aupr",
+           "auroc", "map_top_l5", "valid_aupr", "epochs", "best_epoch", "seconds", "student_code")
 
 
 def _run(args: list[str]) -> None:
@@ -86,9 +90,11 @@ def _variant(row: dict[str, str]) -> str:
         given = dict(zip(options[::2], options[1::2]))
         peak = "--map-confidence" in options
         if (given["--map-loss"] == row["map_loss"] and given.get("--map-pairs", "all") == row["map_pairs"]
-                and (row["map_confidence"] == "True") == peak):
+                and (row["map_confidence"] == "True") == peak
+                and given.get("--map-top-target", "0") == row.get("map_top_target", "0")):
             return name
-    return f"{row['map_loss']}-{row['map_pairs']}" + ("-peak" if row["map_confidence"] == "True" else "")
+    return (f"{row['map_loss']}-{row['map_pairs']}" + ("-peak" if row["map_confidence"] == "True" else "")
+            + (f"-top{row['map_top_target']}" if row.get("map_top_target", "0") != "0" else ""))
 
 
 def _teacher_settings(synth_dir: Path) -> dict[str, str]:
@@ -210,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--csv", default="docs/results/teacher_quality.csv")
     parser.add_argument("--figure", default="docs/results/teacher_quality.png")
     args = parser.parse_args(argv)
-    runs, teachers = Path(args.runs), tuple(args.teachers.split(","))
+    runs, teachers = (ROOT / args.runs).resolve(), tuple(args.teachers.split(","))  # absolute, as ablate.json stores
     if args.step == "grid":
         run_grid(runs, teachers, tuple(args.variants.split(",")), tuple(int(s) for s in args.seeds.split(",")),
                  args.heads, args.n_train, args.lengths)

@@ -104,6 +104,7 @@ class TrainConfig:
     map_pairs: str = "all"  # all: every pair with a target; positives: only pairs labelled 1 (student.losses)
     map_confidence: bool = False  # weight each pair's map term by the teacher map's peak
     map_rank_k: int = 16  # teacher cells the `rank` map loss asks to rank first
+    map_top_target: int = 0  # k > 0: each teacher map becomes its k highest cells (1) and 0 elsewhere (losses)
     # optimisation
     epochs: int = 6
     batch_size: int = 32
@@ -157,6 +158,8 @@ class TrainConfig:
             raise UserError(f"max-len {self.max_len} is too short (at least 8)")
         if self.map_rank_k < 1:
             raise UserError(f"map-rank-k must be at least 1 (got {self.map_rank_k})")
+        if self.map_top_target < 0:
+            raise UserError(f"map-top-target must be 0 (off) or a number of cells (got {self.map_top_target})")
         if self.alpha_map < 0 or self.beta_sem < 0:
             raise UserError("alpha-map and beta-sem must not be negative")
 

@@ -16,6 +16,8 @@ Variants for an imperfect teacher (issue 16):
   teacher values, and so the strength a teacher gives a negative, do not enter.
 - `marginal`: BCE between the student's row (and column) maxima (max over the partner's residues of its logits)
   and the teacher's row (column) maxima, i.e. "which residues are interface", normalised like the cell losses.
+- `top_target=k`: each teacher map is replaced by its k highest cells (value 1; only cells with a positive teacher
+  value) and 0 elsewhere before any loss, so a cell loss learns where the teacher peaks, not its background.
 - `pairs="positives"`: only pairs labelled 1 enter the map loss (the label decides, not the teacher);
   `confidence=True`: each pair's term is weighted by the teacher map's peak (its maximum).
 """
@@ -79,19 +81,31 @@ def _marginal(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, n
     return 0.5 * (per_axis[0] + per_axis[1])
 
 
+def top_cells(target: torch.Tensor, valid: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, La, Lb) teacher maps => 1 at each map's k highest valid cells with a positive value, 0 elsewhere."""
+    batch = target.shape[0]
+    flat = target.masked_fill(~valid, -1.0).reshape(batch, -1)  # (B, La, Lb) => (B, La * Lb)
+    values, index = flat.topk(min(k, flat.shape[1]), dim=1)
+    out = torch.zeros_like(flat).scatter_(1, index, (values > 0).to(flat.dtype))
+    return out.view_as(target)
+
+
 def map_loss(map_logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str = "mse",
              norm: str = "mass", has_target: torch.Tensor | None = None,
              mean_density: float = 0.0, labels: torch.Tensor | None = None, pairs: str = "all",
-             confidence: bool = False, rank_k: int = 16) -> torch.Tensor:
+             confidence: bool = False, rank_k: int = 16, top_target: int = 0) -> torch.Tensor:
     """Weighted mean over pairs with a target of the per-pair map loss.
 
     map_logits, target: (B, La, Lb) (target in [0, 1], any value at invalid cells); valid: (B, La, Lb) bool;
     has_target: (B,) bool. mean_density: floor of the mass normalisation per valid cell (see the module docstring).
-    labels (B,): needed for pairs="positives". Gradients at invalid cells are exactly zero.
+    labels (B,): needed for pairs="positives". top_target > 0: the teacher maps' top cells as a 0/1 target.
+    Gradients at invalid cells are exactly zero.
     """
     logits = map_logits.float()
     valid_f = valid.to(logits.dtype)
     target = target.float() * valid_f
+    if top_target > 0:
+        target = top_cells(target, valid, top_target)
     weight = torch.ones(logits.shape[0], dtype=logits.dtype, device=logits.device)
     if has_target is not None:
         weight = weight * has_target.to(logits.dtype)
@@ -139,15 +153,16 @@ def semantic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], pos_weight: float | None,
                alpha_map: float, beta_sem: float, map_kind: str, map_norm: str, mean_density: float = 0.0,
-               map_pairs: str = "all", map_confidence: bool = False, map_rank_k: int = 16
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               map_pairs: str = "all", map_confidence: bool = False, map_rank_k: int = 16,
+               map_top_target: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts."""
     parts = {"ce": classification_loss(outputs["logit"], batch["label"], pos_weight)}
     loss = parts["ce"]
     if alpha_map > 0 and "target" in batch:
         valid = batch["mask_a"][:, :, None] & batch["mask_b"][:, None, :]
         parts["map"] = map_loss(outputs["map"], batch["target"], valid, map_kind, map_norm, batch.get("has_target"),
-                                mean_density, batch["label"], map_pairs, map_confidence, map_rank_k)
+                                mean_density, batch["label"], map_pairs, map_confidence, map_rank_k,
+                                map_top_target)
         loss = loss + alpha_map * parts["map"]
     if beta_sem > 0 and "emb_a" in batch and "sem_a" in outputs:
         parts["sem"] = semantic_loss(torch.cat([outputs["sem_a"], outputs["sem_b"]]),

@@ -282,7 +282,8 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                                     batch["length_a"], batch["length_b"])
                 loss, parts = total_loss(outputs, batch, config.pos_weight, config.alpha_map, config.beta_sem,
                                          config.map_loss, config.map_norm, config.map_mean_target or 0.0,
-                                         config.map_pairs, config.map_confidence, config.map_rank_k)
+                                         config.map_pairs, config.map_confidence, config.map_rank_k,
+                                         config.map_top_target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm > 0:

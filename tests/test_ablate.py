@@ -133,3 +133,43 @@ def test_report_only(synth_dir, tmp_path):
     assert "0.900" in (tmp_path / "run" / "summary.md").read_text()
     missing = CliRunner().invoke(cli, ["ablate", "--out", str(tmp_path / "nothing"), "--report-only"])
     assert missing.exit_code == 2 and "no results.csv" in " ".join(missing.output.split())
+
+
+def test_top_target_is_a_key_column_and_old_rows_read_as_off(synth_dir, tmp_path):
+    """map_top_target reaches each run's TrainConfig and the row key; a results file from before the column reads
+    as top_target 0 for map rows (so re-running the old grid skips them) and empty for CE rows."""
+    from student.evaluation.ablate import read_results
+
+    trainer = FakeTrainer()
+    config = _config(synth_dir, tmp_path / "a", map_top_target=16)
+    run_ablation(config, train_fn=trainer)
+    assert [c.map_top_target for c in trainer.configs if c.alpha_map > 0] == [16]
+    rows = _read(tmp_path / "a" / "results.csv")
+    assert sorted(r["map_top_target"] for r in rows) == ["", "16"]
+    assert any("top16" in spec.name for spec in grid(config))
+    old = tmp_path / "old.csv"
+    with open(old, "w", newline="") as handle:
+        columns = [c for c in RESULT_COLUMNS if c != "map_top_target"]
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    assert sorted(r["map_top_target"] for r in read_results(old)) == ["", "0"]
+
+
+def test_settings_saved_before_new_model_fields_still_match(synth_dir, tmp_path):
+    """An ablate.json written before ModelConfig had pool/pool_norm reads as their old behaviour (max pooling,
+    no standardisation): the same grid with those settings given explicitly extends it; today's defaults do not."""
+    import json
+    from dataclasses import replace
+
+    old_model = replace(TINY_MODEL, pool="max", pool_norm=False)
+    run_ablation(_config(synth_dir, tmp_path / "a", model=old_model), train_fn=FakeTrainer())
+    settings = tmp_path / "a" / "ablate.json"
+    saved = json.loads(settings.read_text())
+    for name in ("pool", "pool_norm"):
+        del saved["model"][name]
+    settings.write_text(json.dumps(saved))
+    run_ablation(_config(synth_dir, tmp_path / "a", model=old_model, seeds=(1,)), train_fn=FakeTrainer())
+    with pytest.raises(UserError, match="other settings"):
+        run_ablation(_config(synth_dir, tmp_path / "a", model=replace(TINY_MODEL, pool_norm=True)),
+                     train_fn=FakeTrainer())

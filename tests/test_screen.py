@@ -19,7 +19,7 @@ from student.inference import predict_pairs
 from student.screening.screen import ScreenConfig, merge_screens, run_screen, state_dir_for
 from student.screening.plan import ProteinSet, ScreenPlan, length_groups, parse_shard
 from student.screening.results import TopK, candidates, rank_order, read_hits
-from student.screening.score import BlockScorer, coarsen
+from student.screening.score import BlockScorer, coarse_dtype, coarsen
 from tests.helpers import perturb, random_sequence
 
 TINY = dict(embed_dim=8, channels=(16, 16), kernel_sizes=(3, 5), hidden=8, map_topk=16)
@@ -227,17 +227,21 @@ def test_spilled_features_equal_in_memory(tmp_path, proteome):
     assert tsv_rows(tmp_path / "spilled.tsv") == tsv_rows(tmp_path / "memory.tsv")
 
 
-def test_coarse_mode_reports_exact_scores(tmp_path, proteome):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "auto"])
+def test_coarse_mode_reports_exact_scores(tmp_path, proteome, precision):
     """Forced coarse mode on a tiny set: every reported score is still the exact one, and re-scoring every pair
-    (fraction 1) gives the exact result."""
+    (fraction 1) gives the exact result, whatever the coarse pass's precision."""
     fasta, _ = proteome
     checkpoint = tiny_checkpoint(tmp_path / "model.pt", "both")
     common = dict(checkpoint=str(checkpoint), fasta=str(fasta), top=None, min_prob=0.0, block_cells=32 * 32)
     run_screen(ScreenConfig(out=str(tmp_path / "exact.tsv"), **common))
     exact = {(r[0], r[1]): r for r in tsv_rows(tmp_path / "exact.tsv")}
+    common["coarse_precision"] = precision
     coarse = run_screen(ScreenConfig(out=str(tmp_path / "coarse.tsv"), exact_below=0, rescore_fraction=0.2,
                                      **common))
     assert coarse.mode == "coarse" and 0 < coarse.pairs_exact < coarse.pairs_total
+    ran = json.loads((tmp_path / "coarse.tsv.json").read_text())["config"]["coarse_precision"]
+    assert ran == precision if precision != "auto" else ran in ("float32", "bfloat16")
     for row in tsv_rows(tmp_path / "coarse.tsv"):
         assert float(row[2]) == pytest.approx(float(exact[(row[0], row[1])][2]), abs=1e-5)
     run_screen(ScreenConfig(out=str(tmp_path / "all.tsv"), exact_below=0, rescore_fraction=1.0, **common))
@@ -259,6 +263,72 @@ def test_block_scores_do_not_depend_on_padding(rng):
                                    torch.tensor([0]), torch.tensor([0]))
         alone = model.classify(feat[:1, :7], mask[:1, :7], feat[2:3, :12], mask[2:3, :12])
     assert block.item() == pytest.approx(alone.item(), abs=1e-5)
+
+
+def _block_inputs(rng, lengths=(7, 50, 12, 33, 21, 40), head="both", **config):
+    model = StudentModel(ModelConfig(head=head, **dict(TINY, **config))).eval()
+    perturb(model, 0.2)
+    from data.alphabet import encode_batch
+    tokens = torch.from_numpy(encode_batch([random_sequence(rng, n) for n in lengths]))
+    mask = tokens != 0
+    with torch.no_grad():
+        feat = model.encode(tokens, mask)
+        pooled = model.pool(feat, mask)
+    return model, feat, mask, pooled
+
+
+@pytest.mark.parametrize("topk", [1, 16])
+def test_block_statistics_equal_the_model_in_slices(rng, topk):
+    """The block statistics (max, top-k mean, log-mean-exp through exp2 with the padding clamp) equal the model's
+    own `map_statistics` of each pair's unpadded map, computed whole or in slices of a few cells."""
+    model, feat, mask, _ = _block_inputs(rng, map_topk=topk)
+    lengths = mask.sum(1).tolist()
+    with torch.no_grad():
+        whole = BlockScorer(model, chunk_cells=None).block_statistics(feat[:3].clone(), mask[:3], feat[3:].clone(),
+                                                                      mask[3:])
+        sliced = BlockScorer(model, chunk_cells=60).block_statistics(feat[:3].clone(), mask[:3], feat[3:].clone(),
+                                                                     mask[3:])
+        for i in range(3):
+            for j in range(3):
+                la, lb = lengths[i], lengths[3 + j]
+                fa, ma = feat[i:i + 1, :la], mask[i:i + 1, :la]
+                fb, mb = feat[3 + j:4 + j, :lb], mask[3 + j:4 + j, :lb]
+                expected = model.map_statistics(model.interaction_map(fa, ma, fb, mb), ma, mb)[0]
+                assert torch.allclose(whole[i, j], expected, atol=1e-5), (i, j)
+    assert torch.allclose(sliced, whole, atol=1e-6)
+
+
+def test_pair_logits_in_slices_equal_classify(rng):
+    """Aligned pairs scored in slices of one pair (and whole) equal `classify` of each unpadded pair."""
+    model, feat, mask, pooled = _block_inputs(rng)
+    lengths = mask.sum(1).tolist()
+    with torch.no_grad():
+        got = {chunk: BlockScorer(model, chunk_cells=chunk).pair_logits(feat[:3].clone(), mask[:3], pooled[:3],
+                                                                        feat[3:].clone(), mask[3:], pooled[3:])
+               for chunk in (None, 1)}
+        for i in range(3):
+            la, lb = lengths[i], lengths[3 + i]
+            alone = model.classify(feat[i:i + 1, :la], mask[i:i + 1, :la], feat[3 + i:4 + i, :lb],
+                                   mask[3 + i:4 + i, :lb])
+            assert got[None][i].item() == pytest.approx(alone.item(), abs=1e-5)
+    assert torch.allclose(got[1], got[None], atol=1e-6)
+
+
+def test_bfloat16_block_statistics_are_close_to_float32(rng):
+    """The bfloat16 coarse product only approximates: within bfloat16's rounding of the float32 statistics."""
+    model, feat, mask, _ = _block_inputs(rng)
+    scorer = BlockScorer(model)
+    with torch.no_grad():
+        exact = scorer.block_statistics(feat[:3].clone(), mask[:3], feat[3:].clone(), mask[3:])
+        rough = scorer.block_statistics(feat[:3].clone(), mask[:3], feat[3:].clone(), mask[3:],
+                                        dtype=torch.bfloat16)
+    assert not torch.equal(rough, exact)
+    assert torch.allclose(rough, exact, rtol=2e-2, atol=2e-2)
+    with pytest.raises(UserError, match="coarse precision"):
+        ScreenConfig(checkpoint="m.pt", fasta="f.fa", coarse_precision="int8")
+    cpu = torch.device("cpu")
+    assert coarse_dtype("float32", cpu) == torch.float32 and coarse_dtype("bfloat16", cpu) == torch.bfloat16
+    assert coarse_dtype("auto", cpu) in (torch.float32, torch.bfloat16)
 
 
 def test_plan_pieces():
@@ -354,3 +424,23 @@ def test_bipartite_no_self_with_shared_ids(tmp_path):
     names = [(r[0], r[1]) for r in tsv_rows(out)]
     expected = {(a, b) for a in records_a for b in records_b} - {("S", "S")}
     assert sorted(names) == sorted(expected)
+
+
+def test_full_screen_benchmark_runs_variants_side_by_side(tmp_path, proteome):
+    """benchmarks.screen_full: each variant in its own child process, hits kept, recall against the --truth run.
+    A set this small is always scored exactly, so both runs find the same rows: recall 1 for both."""
+    import subprocess
+    import sys
+
+    fasta, _ = proteome
+    checkpoint = tiny_checkpoint(tmp_path / "model.pt", "both")
+    out = tmp_path / "result.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.screen_full", "--checkpoint", str(checkpoint), "--fasta",
+                    str(fasta), "--top", "50", "--threads", "1", "--variant", "exact=--exact", "--variant",
+                    "coarse=--rescore-fraction 0.3", "--truth", "exact", "--keep", str(tmp_path / "hits"),
+                    "--json", str(out)], check=True, cwd=Path(__file__).resolve().parents[1])
+    result = json.loads(out.read_text())
+    assert result["order"] == ["exact", "coarse"]
+    assert result["runs"]["exact"]["recall_top1000_vs_exact"] == 1.0
+    assert result["runs"]["coarse"]["recall_top10000_vs_exact"] == 1.0
+    assert (tmp_path / "hits" / "coarse.tsv").exists() and result["runs"]["coarse"]["rows"] == 50

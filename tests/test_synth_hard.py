@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from data.errors import UserError
 from data.synth import PRESETS, TEACHER_PRESETS, SynthConfig, generate, planted_contacts, planted_truth, truth_block
-from student.losses import map_loss
+from student.losses import map_loss, top_cells
 from student.model import MASKED_LOGIT
 from teacher_cache import TeacherCache
 from teacher_cache.teachers.synthetic import imperfect_contact, make_synthetic, teacher_contact
@@ -140,7 +140,8 @@ def _problem(seed: int = 0):
 
 VARIANTS = [dict(kind="rank"), dict(kind="marginal"), dict(kind="marginal", norm="mean"),
             dict(kind="bce", pairs="positives"), dict(kind="rank", pairs="positives"),
-            dict(kind="bce", confidence=True), dict(kind="marginal", pairs="positives", confidence=True)]
+            dict(kind="bce", confidence=True), dict(kind="marginal", pairs="positives", confidence=True),
+            dict(kind="bce", top_target=5), dict(kind="marginal", top_target=5)]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
@@ -210,3 +211,27 @@ def test_confidence_weights_pairs_by_the_teachers_peak():
     weighted = map_loss(logits.detach(), scaled, valid, "rank", confidence=True, rank_k=4)
     rest = map_loss(logits.detach()[1:], target[1:], valid[1:], "rank", confidence=True, rank_k=4)
     assert abs(float(weighted - rest)) < 0.05 * float(rest)
+
+
+def test_top_target_is_the_teachers_top_cells_as_a_binary_map():
+    """top_target=k: the loss equals the plain loss against a 0/1 map of each teacher map's k best valid cells
+    (no cell where the teacher is 0), so background strength and noise below the top cells do not enter."""
+    logits, target, valid, labels = _problem()
+    target[2] = 0.0
+    target[2, 0, 0] = 0.5  # a map with a single marked cell keeps just that one
+    binary = top_cells(target * valid, valid, 5)
+    assert binary.sum(dim=(1, 2)).tolist() == [5.0, 5.0, 1.0] and binary[2, 0, 0] == 1
+    assert not binary[~valid].any()
+    for b in range(2):
+        chosen = binary[b][valid[b]].bool()
+        assert target[b][valid[b]][chosen].min() >= target[b][valid[b]][~chosen].max()
+    for kind in ("bce", "marginal"):
+        loss = map_loss(logits.detach(), target, valid, kind, top_target=5)
+        assert torch.allclose(loss, map_loss(logits.detach(), binary, valid, kind))
+        quieter = torch.where(binary.bool(), target, 0.5 * target)  # the background changes, the top cells stay
+        assert torch.allclose(map_loss(logits.detach(), quieter, valid, kind, top_target=5), loss)
+        assert not torch.allclose(map_loss(logits.detach(), quieter, valid, kind),
+                                  map_loss(logits.detach(), target, valid, kind))
+    with pytest.raises(UserError, match="map-top-target"):
+        from student.config import TrainConfig
+        TrainConfig(pairs="p.tsv", fasta="f.fa", out="o", map_top_target=-1)

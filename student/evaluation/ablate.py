@@ -28,14 +28,14 @@ from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.errors import UserError
 from data.fasta import read_fasta
 from data.pairs import Pair, read_pairs
-from student.config import HEADS, TrainConfig
+from student.config import HEADS, ModelConfig, TrainConfig
 from student.evaluation.config import LOSS_SETTINGS, SHARED_SETTING_NAMES, AblateConfig
 from student.evaluation.map_metrics import default_k, top_k_precision
 
 KEY_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "map_pairs", "map_confidence",
-               "map_rank_k", "n_train", "seed")
+               "map_rank_k", "map_top_target", "n_train", "seed")
 # Key columns added after the first results files: a row without one ran with this value (when it has a map term).
-LATER_KEY_DEFAULTS = {"map_pairs": "all", "map_confidence": "False", "map_rank_k": "16"}
+LATER_KEY_DEFAULTS = {"map_pairs": "all", "map_confidence": "False", "map_rank_k": "16", "map_top_target": "0"}
 RESULT_COLUMNS = KEY_COLUMNS + ("aupr", "auroc", "map_top_l5", "valid_aupr", "valid_auroc", "valid_map_top_l5",
                                 "epochs", "best_epoch", "seconds", "student_code")
 # The modules whose content decides a run's result; their hash goes into every row (`student_code`). Named as
@@ -58,6 +58,7 @@ class RunSpec:
     map_pairs: str = ""  # "" when the run has no map term
     map_confidence: str = ""
     map_rank_k: str = ""
+    map_top_target: str = ""
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -75,6 +76,8 @@ class RunSpec:
                 loss += "-peak"
             if self.map_loss == "rank":
                 loss += f"-k{self.map_rank_k}"
+            if self.map_top_target not in ("", "0"):
+                loss += f"-top{self.map_top_target}"
         if self.beta_sem:
             loss += f"_b{self.beta_sem:g}"
         return f"{self.head}_{loss}_n{self.n_train}_s{self.seed}"
@@ -110,7 +113,8 @@ def grid(config: AblateConfig) -> list[RunSpec]:
                                          config.beta_sem if with_sem else 0.0, n_train, seed,
                                          config.map_pairs if with_map else "",
                                          str(config.map_confidence) if with_map else "",
-                                         str(config.map_rank_k) if with_map else ""))
+                                         str(config.map_rank_k) if with_map else "",
+                                         str(config.map_top_target) if with_map else ""))
     return specs
 
 
@@ -119,7 +123,8 @@ def train_config(config: AblateConfig, spec: RunSpec, run_dir: Path) -> TrainCon
     shared = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
     shared.update(map_pairs=spec.map_pairs or config.map_pairs,
                   map_confidence=(spec.map_confidence == "True") if spec.map_confidence else config.map_confidence,
-                  map_rank_k=int(spec.map_rank_k) if spec.map_rank_k else config.map_rank_k)
+                  map_rank_k=int(spec.map_rank_k) if spec.map_rank_k else config.map_rank_k,
+                  map_top_target=int(spec.map_top_target) if spec.map_top_target else config.map_top_target)
     shared.update(out=str(run_dir), model=replace(config.model, head=spec.head),
                   map_loss=spec.map_loss or config.map_loss, map_norm=spec.map_norm or config.map_norm,
                   alpha_map=spec.alpha_map, beta_sem=spec.beta_sem, seed=spec.seed, split="column",
@@ -230,6 +235,8 @@ def _check_shared_settings(config: AblateConfig, out: Path) -> None:
     shared = json.loads(json.dumps(config.shared_settings()))
     if settings_path.exists():
         earlier = json.loads(settings_path.read_text())
+        if isinstance(earlier.get("model"), dict):  # fields added to ModelConfig since read as their old behaviour
+            earlier["model"] = json.loads(json.dumps(ModelConfig.from_dict(earlier["model"]).to_dict()))
         changed = [name for name in SHARED_SETTING_NAMES if earlier.get(name) != shared.get(name)]
         if changed:
             raise UserError(f"{out} holds an ablation run with other settings ({', '.join(changed)}); use a new "
@@ -302,7 +309,7 @@ def write_report(out: str | Path, rows: list[dict[str, str]] | None = None) -> t
 
 # -- summaries --------------------------------------------------------------------------------------------------
 GROUP_COLUMNS = ("head", "losses", "map_loss", "map_norm", "alpha_map", "beta_sem", "map_pairs", "map_confidence",
-                 "map_rank_k", "n_train")
+                 "map_rank_k", "map_top_target", "n_train")
 
 
 def _values(rows: list[dict[str, str]], name: str) -> np.ndarray:
@@ -324,7 +331,8 @@ def summarise(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     for row in rows:
         groups.setdefault(tuple(row[c] for c in GROUP_COLUMNS), []).append(row)
     heads, losses = list(HEADS), list(LOSS_SETTINGS)
-    order = sorted(groups, key=lambda k: (int(k[9]), heads.index(k[0]) if k[0] in heads else 9,
+    at_n = GROUP_COLUMNS.index("n_train")
+    order = sorted(groups, key=lambda k: (int(k[at_n]), heads.index(k[0]) if k[0] in heads else 9,
                                           losses.index(k[1]) if k[1] in losses else 9, k[2:6]))
     return [{"key": dict(zip(GROUP_COLUMNS, key)), "rows": groups[key]} for key in order]
 
@@ -338,6 +346,8 @@ def _variant_text(key: dict[str, str]) -> str:
         text += ", peak-weighted"
     if key.get("map_loss") == "rank":
         text += f", k={key.get('map_rank_k')}"
+    if key.get("map_top_target") not in (None, "", "0"):
+        text += f", top-{key['map_top_target']} target"
     return text
 
 

@@ -8,6 +8,8 @@ from data.errors import UserError
 from student.screening.plan import parse_shard
 
 COARSE_POOLS = ("max", "mean")  # how a coarse window's features are pooled (student.screening.score.coarsen)
+# the coarse pass's matrix products (student.screening.score); auto: bfloat16 where the device multiplies it fast
+COARSE_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass
@@ -24,9 +26,10 @@ class ScreenConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (data.device)
     memory_gb: float = 4.0
     exact: bool = False  # score every pair exactly (no coarse pass)
-    coarse_factor: int = 4  # residues per coarse window
+    coarse_factor: int = 6  # residues per coarse window (docs/screening.md: recall and speed of 4 and 6)
     coarse_pool: str = "max"  # max | mean: how a window's features are pooled
-    rescore_fraction: float = 0.02  # share of pairs the coarse threshold sends to exact scoring
+    coarse_precision: str = "auto"  # auto | float32 | bfloat16: of the coarse pass only (reported logits are exact)
+    rescore_fraction: float = 0.01  # share of pairs the coarse threshold sends to exact scoring
     exact_below: int = 200_000  # screens with at most this many pairs are always exact
     block_cells: int = 2 ** 24  # map cells of one block product (memory per block ~ 12 bytes per cell)
     shard: str | None = None  # "i/N", 0-based (as precompute --shard)
@@ -48,6 +51,8 @@ class ScreenConfig:
             raise UserError(f"coarse factor must be at least 2 (got {self.coarse_factor})")
         if self.coarse_pool not in COARSE_POOLS:
             raise UserError(f"coarse pool {self.coarse_pool!r} is not one of {', '.join(COARSE_POOLS)}")
+        if self.coarse_precision not in COARSE_PRECISIONS:
+            raise UserError(f"coarse precision {self.coarse_precision!r} is not one of {', '.join(COARSE_PRECISIONS)}")
         if not 0.0 < self.rescore_fraction <= 1.0:
             raise UserError(f"rescore fraction must be in (0, 1] (got {self.rescore_fraction})")
         if self.memory_gb <= 0:

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from student.screening.plan import Block, ProteinSet, ScreenPlan, length_groups,
 from student.screening.results import (CANDIDATE, HitRow, HitSpill, TopK, candidates, probability, rank_order,
                                     read_hits, write_hits)
 from student.screening.config import ScreenConfig
-from student.screening.score import BlockScorer, coarse_topk
+from student.screening.score import COARSE_DTYPES, BlockScorer, coarse_dtype, coarse_topk
 from student.screening.store import ProteinFeatures, encode_proteins
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ class Screener:
             config.mode = "exact"
         else:
             config.mode = "coarse"
+        if config.mode == "coarse":  # written back, like the mode: the summary says which precision ran
+            config.coarse_precision = str(coarse_dtype(config.coarse_precision, self.device)).removeprefix("torch.")
         side = math.isqrt(config.block_cells)
         budget = side * (config.coarse_factor if config.mode == "coarse" else 1)
         if not self.scorer.uses_map:
@@ -160,6 +162,7 @@ class Screener:
             "coarse_factor": config.coarse_factor if config.mode == "coarse" else None,
             "rescore_fraction": config.rescore_fraction if config.mode == "coarse" else None,
             "coarse_pool": config.coarse_pool if config.mode == "coarse" else None,
+            "coarse_precision": config.coarse_precision if config.mode == "coarse" else None,
             "n_shards": self.n_shards}
 
     # -- memory -------------------------------------------------------------------------------------------------
@@ -241,17 +244,9 @@ class Screener:
     def _coarse_topk(self) -> int:
         return coarse_topk(self.model.config.map_topk, self.config.coarse_factor)
 
-    def exact_pairs(self, rows: np.ndarray, cols: np.ndarray, with_maps: bool = False, cells: int | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[np.ndarray] | None]:
-        """Exact logits, argmax residues (0-based, into row and column sequence) and map maxima of aligned pairs,
-        in length-sorted batches of at most `cells` padded map cells; with_maps also their map probabilities."""
-        cells = cells or self.config.block_cells
+    def _length_batches(self, rows: np.ndarray, cols: np.ndarray, cells: int) -> Iterator[np.ndarray]:
+        """Index arrays into the aligned pairs (rows, cols), length-sorted, of at most `cells` padded map cells."""
         n = len(rows)
-        logits = np.zeros(n, dtype=np.float32)
-        arg_a = np.zeros(n, dtype=np.int64)
-        arg_b = np.zeros(n, dtype=np.int64)
-        map_max = np.zeros(n, dtype=np.float32)
-        maps: list[np.ndarray] | None = [None] * n if with_maps else None  # type: ignore[list-item]
         len_a = self.plan.set_a.lengths[rows]
         len_b = self.plan.set_b.lengths[cols]
         order = np.lexsort((len_b, len_a))
@@ -261,22 +256,42 @@ class Screener:
             while stop < n and (stop + 1 - start) * int(len_a[order[start:stop + 1]].max()) * int(
                     len_b[order[start:stop + 1]].max()) <= cells:
                 stop += 1
-            batch = order[start:stop]
+            yield order[start:stop]
+            start = stop
+
+    def rescore(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Exact logits of aligned pairs (what the coarse pass passes on)."""
+        logits = np.zeros(len(rows), dtype=np.float32)
+        for batch in self._length_batches(rows, cols, self.config.block_cells):
             fa, ma, pa = self._gather(self.features_a, rows[batch], False)
             fb, mb, pb = self._gather(self.features_b, cols[batch], False)
-            out, argmax, batch_maps = self.scorer.score_pairs(fa, ma, pa, fb, mb, pb, with_maps=True)
+            logits[batch] = self.scorer.pair_logits(fa, ma, pa, fb, mb, pb).cpu().numpy()
+        return logits
+
+    def locate(self, rows: np.ndarray, cols: np.ndarray, with_maps: bool = False, cells: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray] | None]:
+        """Argmax residues (0-based, into row and column sequence) and map maxima of aligned pairs, in
+        length-sorted batches of at most `cells` padded map cells; with_maps also their map probabilities."""
+        n = len(rows)
+        arg_a = np.zeros(n, dtype=np.int64)
+        arg_b = np.zeros(n, dtype=np.int64)
+        map_max = np.zeros(n, dtype=np.float32)
+        maps: list[np.ndarray] | None = [None] * n if with_maps else None  # type: ignore[list-item]
+        len_a = self.plan.set_a.lengths[rows]
+        len_b = self.plan.set_b.lengths[cols]
+        for batch in self._length_batches(rows, cols, cells or self.config.block_cells):
+            fa, ma, _ = self._gather(self.features_a, rows[batch], False)
+            fb, mb, _ = self._gather(self.features_b, cols[batch], False)
+            argmax, peak, batch_maps = self.scorer.locate_pairs(fa, ma, fb, mb, with_maps=with_maps)
             width = fb.shape[1]
-            logits[batch] = out.cpu().numpy()
             argmax = argmax.cpu().numpy()
             arg_a[batch], arg_b[batch] = argmax // width, argmax % width
-            flat = batch_maps.reshape(len(batch), -1)
-            map_max[batch] = flat.gather(1, torch.from_numpy(argmax).to(flat.device)[:, None])[:, 0].cpu().numpy()
+            map_max[batch] = peak.cpu().numpy()
             if with_maps:
                 probs = torch.sigmoid(batch_maps).cpu().numpy()
                 for k, index in enumerate(batch.tolist()):
                     maps[index] = probs[k, : len_a[index], : len_b[index]].copy()  # type: ignore[index]
-            start = stop
-        return logits, arg_a, arg_b, map_max, maps  # type: ignore[return-value]
+        return arg_a, arg_b, map_max, maps  # type: ignore[return-value]
 
     def _score_tile(self, rows_idx: np.ndarray, cols_idx: np.ndarray, local_r: np.ndarray, local_c: np.ndarray,
                     coarse: bool) -> np.ndarray:
@@ -290,8 +305,9 @@ class Screener:
             pb = self.features_b.pooled_tensor(cols_idx).to(self.device)
         lr = torch.from_numpy(local_r).to(self.device)
         lc = torch.from_numpy(local_c).to(self.device)
-        return self.scorer.score_block(fa, ma, pa, fb, mb, pb, lr, lc,
-                                       topk=self._coarse_topk() if coarse else None).cpu().numpy()
+        return self.scorer.score_block(fa, ma, pa, fb, mb, pb, lr, lc, topk=self._coarse_topk() if coarse else None,
+                                       dtype=COARSE_DTYPES[self.config.coarse_precision] if coarse else torch.float32
+                                       ).cpu().numpy()
 
     def score_block(self, block: Block) -> tuple[np.ndarray, int]:
         """Candidate records of the exactly scored pairs of a block, and how many pairs it scored exactly."""
@@ -302,7 +318,7 @@ class Screener:
         if coarse:
             chosen = logits >= self.config.coarse_threshold
             rows, cols = rows[chosen], cols[chosen]
-            logits = self.exact_pairs(rows, cols)[0] if len(rows) else logits[:0]
+            logits = self.rescore(rows, cols) if len(rows) else logits[:0]
         return candidates(rows, cols, logits, self.plan.tie_keys(rows, cols)), len(rows)
 
     # -- run ----------------------------------------------------------------------------------------------------
@@ -445,7 +461,7 @@ class Screener:
             for subset, want_maps in ((sorted(with_maps), True), (sorted(set(used) - with_maps), False)):
                 if not subset:
                     continue
-                _, arg_a, arg_b, map_max, maps = self.exact_pairs(rows_idx[subset], cols_idx[subset], want_maps)
+                arg_a, arg_b, map_max, maps = self.locate(rows_idx[subset], cols_idx[subset], want_maps)
                 for n, k in enumerate(subset):
                     info[k] = (int(arg_a[n]), int(arg_b[n]), float(map_max[n]))
                     if want_maps:
