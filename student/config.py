@@ -115,6 +115,7 @@ class TrainConfig:
     balance_classes: bool = True  # weight positives by negatives / positives of the training part (pos_weight)
     max_len: int = 256  # training crops longer proteins to a random window of this length; evaluation never crops
     patience: int = 2  # epochs without a better validation AUPR before stopping
+    min_epochs: int = 0  # no early stop before this many epochs (a map term can need them; docs/results.md)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (data.device); AMP (bf16) on cuda
     workers: int = 0  # DataLoader worker processes
@@ -158,6 +159,8 @@ class TrainConfig:
             raise UserError(f"max-len {self.max_len} is too short (at least 8)")
         if self.map_rank_k < 1:
             raise UserError(f"map-rank-k must be at least 1 (got {self.map_rank_k})")
+        if self.min_epochs < 0:
+            raise UserError(f"min-epochs must not be negative (got {self.min_epochs})")
         if self.map_top_target < 0:
             raise UserError(f"map-top-target must be 0 (off) or a number of cells (got {self.map_top_target})")
         if self.alpha_map < 0 or self.beta_sem < 0:

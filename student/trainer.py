@@ -267,7 +267,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
     bar = _Progress(progress, config.epochs, steps_per_epoch, start_epoch)
     try:
         epoch = start_epoch
-        stopped = bad_epochs >= config.patience
+        stopped = bad_epochs >= config.patience and epoch >= config.min_epochs
         while epoch < config.epochs and not stopped:
             epoch_started = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -315,7 +315,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                    "seconds": round(time.perf_counter() - epoch_started, 3)}
             history.append(row)
             epoch += 1
-            stopped = bad_epochs >= config.patience
+            stopped = bad_epochs >= config.patience and epoch >= config.min_epochs
             rng = {"torch": torch.get_rng_state(),
                    "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
             save_checkpoint(last_path, _model_payload(model, config, {

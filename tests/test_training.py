@@ -200,3 +200,18 @@ def test_class_weighting_can_be_switched_off(tmp_path: Path) -> None:
     data = load_run_data(weighted)
     assert resolve_config(weighted, data).pos_weight == pytest.approx(2.0, rel=0.2)
     assert resolve_config(replace(weighted, balance_classes=False), data).pos_weight == 1.0
+
+
+def test_min_epochs_holds_early_stopping_back(tmp_path: Path) -> None:
+    """With a learning rate of 0 and frozen batch-norm statistics no epoch after the first improves: patience 1
+    stops after 2 epochs, unless min_epochs asks for more; the run never exceeds `epochs`."""
+    files = make_problem(tmp_path)
+    runs = {}
+    for min_epochs in (0, 4, 9):
+        runs[min_epochs] = train(tiny_config(files, tmp_path / f"run{min_epochs}", epochs=6, patience=1, lr=0.0,
+                                             min_epochs=min_epochs, alpha_map=0.0, beta_sem=0.0,
+                                             model=replace(TINY_MODEL, bn_momentum=0.0)))
+    assert [runs[m]["epochs_run"] for m in (0, 4, 9)] == [2, 4, 6]
+    assert all(runs[m]["best_epoch"] == runs[0]["best_epoch"] for m in runs)
+    with pytest.raises(UserError, match="min-epochs"):
+        tiny_config(files, tmp_path / "bad", min_epochs=-1)
