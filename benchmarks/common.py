@@ -179,13 +179,10 @@ def write_result(path: str | Path, result: dict) -> Path:
         raise ValueError("the result's own fields must not be called 'provenance'")
     path = Path(path)
     text = json.dumps({"provenance": provenance(), **result}, indent=1, default=_plain) + "\n"
+    from data.atomic import write_text_atomic  # here: importing `data` loads numpy, which not every benchmark needs
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_text_atomic(path, text)
     print(f"wrote {path}")
     return path
 
@@ -230,10 +227,10 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     """Write a results CSV atomically (a killed write leaves the old file): `columns` in order, other keys ignored."""
     import csv
 
+    from data.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8", newline="") as handle:
+    with atomic_path(path) as partial, open(partial, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(partial, path)

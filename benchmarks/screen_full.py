@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, SHARED_DATA, load_average, peak_rss_mb, write_result
+from benchmarks.screen_quality import read_ids, recall
 from data.fasta import read_fasta
 
 
@@ -50,15 +51,6 @@ def run_screen(code: Path, checkpoint: str, fasta: str, out: Path, top: int, thr
             "system_seconds": round(usage.ru_stime, 1), "minor_faults": usage.ru_minflt,
             "peak_rss_mb": round(peak_rss_mb(usage)), "load_average_1min": {"start": load_start,
                                                                             "end": load_average()}}
-
-
-def hit_ids(path: Path) -> list[tuple[str, str]]:
-    return [tuple(line.split("\t")[:2]) for line in path.read_text().splitlines()[1:]]
-
-
-def recall(found: list[tuple[str, str]], truth: list[tuple[str, str]], top: int) -> float:
-    """Share of the reference's top rows (by id pair) among the same number of top rows found."""
-    return round(len(set(found[:top]) & set(truth[:top])) / max(1, len(truth[:top])), 4)
 
 
 def main() -> None:
@@ -97,9 +89,9 @@ def main() -> None:
             results[label] = entry
             print(label, entry, flush=True)
         if args.truth:
-            truth = hit_ids(folder / f"{args.truth}.tsv")
+            truth = read_ids(folder / f"{args.truth}.tsv")
             for label in labels:
-                found = hit_ids(folder / f"{label}.tsv")
+                found = read_ids(folder / f"{label}.tsv")
                 results[label].update({f"recall_top{k}_vs_{args.truth}": recall(found, truth, k)
                                        for k in (1000, 10000)})
         if not args.keep:

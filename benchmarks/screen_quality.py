@@ -59,6 +59,11 @@ def read_ids(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split("\t")[:2]) for line in path.read_text().splitlines()[1:]]
 
 
+def recall(found: list[tuple[str, str]], truth: list[tuple[str, str]], top: int) -> float:
+    """Share of the reference's top rows (by id pair) among the same number of top rows found."""
+    return round(len(set(found[:top]) & set(truth[:top])) / max(1, len(truth[:top])), 4)
+
+
 def screen(checkpoint: str, fasta: Path, out: Path, threads: int, exact: bool, fraction: float = 0.02,
            factor: int = 4, precision: str = "float32") -> dict:
     from student.screening.screen import ScreenConfig, run_screen
@@ -164,7 +169,7 @@ def main() -> None:
                                factor=int(factor), precision=precision)
                 found = read_ids(out)
                 for top in (1000, 10000):
-                    entry[f"recall_top{top}"] = round(len(set(found[:top]) & set(truth[:top])) / len(truth[:top]), 4)
+                    entry[f"recall_top{top}"] = recall(found, truth, top)
                 # the default setting keeps the old key, so earlier result files read alike
                 name = f"coarse {fraction}" if setting == "4/float32" else f"coarse {fraction} factor {setting}"
                 runs[name] = entry

@@ -179,6 +179,11 @@ def lr_factor(step: int, total: int, warmup_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _stops(config: TrainConfig, bad_epochs: int, epochs_done: int) -> bool:
+    """Early stopping: `patience` epochs without a better validation AUPR, and at least `min_epochs` run."""
+    return bad_epochs >= config.patience and epochs_done >= config.min_epochs
+
+
 def _model_payload(model: StudentModel, config: TrainConfig, extra: dict) -> dict:
     return {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "model_config": config.model.to_dict(), "train_config": config.to_dict(),
@@ -267,7 +272,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
     bar = _Progress(progress, config.epochs, steps_per_epoch, start_epoch)
     try:
         epoch = start_epoch
-        stopped = bad_epochs >= config.patience and epoch >= config.min_epochs
+        stopped = _stops(config, bad_epochs, epoch)
         while epoch < config.epochs and not stopped:
             epoch_started = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -315,7 +320,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                    "seconds": round(time.perf_counter() - epoch_started, 3)}
             history.append(row)
             epoch += 1
-            stopped = bad_epochs >= config.patience and epoch >= config.min_epochs
+            stopped = _stops(config, bad_epochs, epoch)
             rng = {"torch": torch.get_rng_state(),
                    "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
             save_checkpoint(last_path, _model_payload(model, config, {

@@ -78,6 +78,10 @@ class BlockScorer:
             feat[..., dim], feat[..., dim + 1] = pad + self.bias.to(feat.device), 1.0
         return feat
 
+    def _slice(self, cells_each: int, n: int) -> int:
+        """How many items of `cells_each` map cells one slice holds (all n without slicing)."""
+        return max(1, self.chunk_cells // cells_each) if self.chunk_cells else n
+
     # 2. statistics and heads ---------------------------------------------------------------------------------
     def map_statistics(self, logits: torch.Tensor, n_valid: torch.Tensor, topk: int | None = None,
                        in_place: bool = False) -> torch.Tensor:
@@ -133,7 +137,7 @@ class BlockScorer:
         rows = self.augment(feat_a, mask_a, True).to(dtype)  # (na, La, D+2)
         cols = self.augment(feat_b, mask_b, False).to(dtype).reshape(nb * lb, -1).T  # => (D+2, nb*Lb)
         n_valid = mask_a.sum(1)[:, None] * mask_b.sum(1)[None, :]  # (na, nb)
-        step = max(1, self.chunk_cells // (la * nb * lb)) if self.chunk_cells else na
+        step = self._slice(la * nb * lb, na)
         out = []
         for start in range(0, na, step):
             part = rows[start:start + step]
@@ -153,7 +157,7 @@ class BlockScorer:
         rows = self.augment(feat_a, mask_a, True)
         cols = self.augment(feat_b, mask_b, False)
         n_valid = (mask_a.sum(1) * mask_b.sum(1))[:, None]  # (P, 1)
-        step = max(1, self.chunk_cells // (la * lb)) if self.chunk_cells else n
+        step = self._slice(la * lb, n)
         stats = []
         for start in range(0, n, step):
             logits = torch.bmm(rows[start:start + step], cols[start:start + step].transpose(1, 2))  # (p, La, Lb)
@@ -171,15 +175,14 @@ class BlockScorer:
         lb = feat_b.shape[1]
         rows = self.augment(feat_a, mask_a, True)
         cols = self.augment(feat_b, mask_b, False)
-        step = max(1, self.chunk_cells // (la * lb)) if self.chunk_cells and not with_maps else n
-        argmax, peak, maps = [], [], []
+        step = n if with_maps else self._slice(la * lb, n)
+        argmax, peak = [], []
         for start in range(0, n, step):
             logits = torch.bmm(rows[start:start + step], cols[start:start + step].transpose(1, 2))  # (p, La, Lb)
             best, where = logits.reshape(len(logits), -1).max(dim=1)  # (p, La, Lb) => (p, La * Lb)
             argmax.append(where)
             peak.append(best)
-            maps.append(logits)
-        return torch.cat(argmax), torch.cat(peak), (torch.cat(maps) if with_maps else None)
+        return torch.cat(argmax), torch.cat(peak), (logits if with_maps else None)  # with maps: one slice
 
 
 def coarse_topk(topk: int, factor: int) -> int:

@@ -144,8 +144,10 @@ class Screener:
             config.mode = "exact"
         else:
             config.mode = "coarse"
+        self.coarse_dtype = torch.float32
         if config.mode == "coarse":  # written back, like the mode: the summary says which precision ran
-            config.coarse_precision = str(coarse_dtype(config.coarse_precision, self.device)).removeprefix("torch.")
+            self.coarse_dtype = coarse_dtype(config.coarse_precision, self.device)
+            config.coarse_precision = {dtype: name for name, dtype in COARSE_DTYPES.items()}[self.coarse_dtype]
         side = math.isqrt(config.block_cells)
         budget = side * (config.coarse_factor if config.mode == "coarse" else 1)
         if not self.scorer.uses_map:
@@ -306,8 +308,7 @@ class Screener:
         lr = torch.from_numpy(local_r).to(self.device)
         lc = torch.from_numpy(local_c).to(self.device)
         return self.scorer.score_block(fa, ma, pa, fb, mb, pb, lr, lc, topk=self._coarse_topk() if coarse else None,
-                                       dtype=COARSE_DTYPES[self.config.coarse_precision] if coarse else torch.float32
-                                       ).cpu().numpy()
+                                       dtype=self.coarse_dtype if coarse else torch.float32).cpu().numpy()
 
     def score_block(self, block: Block) -> tuple[np.ndarray, int]:
         """Candidate records of the exactly scored pairs of a block, and how many pairs it scored exactly."""
