@@ -22,10 +22,10 @@ import torch
 
 from student.model import MASKED_LOGIT, StudentModel
 
-# The log-mean-exp's exponentials are taken as exp2(x * log2(e)): the CPU's vectorised exp2 is about 4x faster
-# than its exp, and the extra multiply runs on logits that are still in cache.
+# The log-mean-exp's exponentials are taken as exp2(x * log2(e)): on the project's CPU the multiply, clamp and exp2
+# together run at about twice the rate of exp alone (benchmarks/screen_kernels.py).
 LOG2E = 1.0 / math.log(2.0)
-# exp2() of an argument below -126 has a denormal or zero float32 result, which the CPU computes about 20x slower;
+# exp() or exp2() with a denormal or zero float32 result is computed over 10x slower (benchmarks/screen_kernels.py);
 # every padded cell (~MASKED_LOGIT) is such an argument. Clamping the shifted logits to EXP_FLOOR (in natural
 # units) first adds at most exp(-80) = 1.8e-35 per cell to a sum that is at least 1 (the maximum's own cell),
 # which float32 cannot represent: the statistics are unchanged.
