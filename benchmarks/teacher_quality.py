@@ -12,6 +12,13 @@ command it runs is printed (and is all there is to it: the same commands by hand
 
 `report` joins every ablate results.csv with its teacher's settings and quality (from the cache settings) into
 one CSV and draws the student's gain over CE-only against the teacher's quality.
+
+`--schedules` (both steps) names training schedules of SCHEDULES: each has folders of its own (`ablate_<teacher>_
+<schedule>`), and `report` over more than the first grid's schedule prints them side by side, valid AUPR first
+(what a choice may look at), with each variant's gain paired with the CE-only run of its own schedule:
+
+    python -m benchmarks.teacher_quality grid --teachers esm-like --variants marginal-top --schedules e40-m25
+    python -m benchmarks.teacher_quality report --teachers esm-like --schedules grid,e40-m25 --csv OUT.csv
 """
 from __future__ import annotations
 
@@ -32,10 +39,18 @@ SYNTH = ["--n-pairs", "1000", "--valid-frac", "0.15", "--test-frac", "0.25", "--
          "--min-len", "100", "--max-len", "200", "--seed", "0"]
 # Every setting the grid's rows depend on is pinned here, so a change of `train`'s defaults (issue 15 changed the
 # crop, the pooling and the standardisation) neither alters the grid nor makes its folders refuse a re-run.
-ABLATE = ["--epochs", "15", "--patience", "4", "--lr", "3e-3", "--max-len", "512", "--pool", "max", "--no-pool-norm",
-          "--channels", "64,64",
+ABLATE = ["--lr", "3e-3", "--max-len", "512", "--pool", "max", "--no-pool-norm", "--channels", "64,64",
           "--kernel-sizes", "5,5", "--embed-dim", "32", "--hidden", "32", "--beta-sem", "0", "--device", "cpu",
           "--threads", "1"]
+# How long a run may train and when it stops. "grid" is the schedule of the first grid (its folders carry no suffix);
+# the others let a map term work before early stopping may end a run (docs/results.md, section 2, third round).
+SCHEDULES = {
+    "grid": ["--epochs", "15", "--patience", "4"],
+    "e15-m10": ["--epochs", "15", "--patience", "4", "--min-epochs", "10"],
+    "e25-m10": ["--epochs", "25", "--patience", "4", "--min-epochs", "10"],
+    "e25-m15": ["--epochs", "25", "--patience", "4", "--min-epochs", "15"],
+    "e40-m25": ["--epochs", "40", "--patience", "4", "--min-epochs", "25"],
+}
 VARIANTS = {  # name: ablate options of the map term
     "bce": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1"],
     "bce-pos": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-pairs", "positives"],
@@ -47,8 +62,13 @@ VARIANTS = {  # name: ablate options of the map term
                   "--map-confidence"],
     "bce-top": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
     "marginal-top": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
+    "marginal-top32": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "32"],
+    "marginal-top8": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "8"],
+    "marginal-top-a0.5": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "0.5",
+                          "--map-top-target", "16"],
+    "marginal-top-a2": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "2", "--map-top-target", "16"],
 }
-COLUMNS = ("teacher", "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
+COLUMNS = ("teacher", "schedule", "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
            "teacher_p_l5", "teacher_aupr", "teacher_auroc", "head", "losses", "variant", "map_loss", "map_norm",
            "alpha_map", "map_pairs", "map_confidence", "map_rank_k", "map_top_target", "n_train", "seed", "aupr",
            "auroc", "map_top_l5", "valid_aupr", "epochs", "best_epoch", "seconds", "student_code")
@@ -60,8 +80,14 @@ def _run(args: list[str]) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
+def _folder(runs: Path, name: str, schedule: str) -> Path:
+    """The ablate folder of one teacher (or "ce") under one schedule; the first grid's folders carry no suffix."""
+    return runs / (f"ablate_{name}" if schedule == "grid" else f"ablate_{name}_{schedule}")
+
+
 def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], seeds: tuple[int, ...],
-             heads: str = "both", n_train: str = "500", lengths: str = "100,200") -> None:
+             heads: str = "both", n_train: str = "500", lengths: str = "100,200",
+             schedules: tuple[str, ...] = ("grid",)) -> None:
     grid_options = ["--heads", heads, "--n-train", n_train]
     low, high = lengths.split(",")
     synth = [*SYNTH[:SYNTH.index("--min-len")], "--min-len", low, "--max-len", high, "--seed", "0"]
@@ -69,18 +95,22 @@ def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], s
         if not (runs / f"synth_{teacher}" / "cache.h5").exists():
             _run(["synth", "--out", str(runs / f"synth_{teacher}"), *synth, "--teacher-preset", teacher,
                   "--overwrite"])
-    # CE only reads no teacher value, but ablate ties a run folder to one cache: CE always runs on the first
-    # teacher's folder that CE ever ran on (esm-like in the grid of docs/results.md)
-    ce_settings = runs / "ablate_ce" / "ablate.json"
-    ce_data = Path(json.loads(ce_settings.read_text())["cache"]).parent if ce_settings.exists() \
-        else runs / f"synth_{teachers[0]}"
-    for seed in seeds:
-        _run(["ablate", "--data", str(ce_data), "--out", str(runs / "ablate_ce"),
-              "--losses", "ce", "--seeds", str(seed), *grid_options, *ABLATE])
-        for teacher in teachers:
-            for variant in variants:
-                _run(["ablate", "--data", str(runs / f"synth_{teacher}"), "--out", str(runs / f"ablate_{teacher}"),
-                      "--losses", "ce+map", "--seeds", str(seed), *grid_options, *ABLATE, *VARIANTS[variant]])
+    for schedule in schedules:
+        options = [*grid_options, *ABLATE, *SCHEDULES[schedule]]
+        # CE only reads no teacher value, but ablate ties a run folder to one cache: CE always runs on the first
+        # teacher's folder that CE ever ran on (esm-like in the grid of docs/results.md)
+        ce_folder = _folder(runs, "ce", schedule)
+        ce_settings = ce_folder / "ablate.json"
+        ce_data = Path(json.loads(ce_settings.read_text())["cache"]).parent if ce_settings.exists() \
+            else runs / f"synth_{teachers[0]}"
+        for seed in seeds:
+            _run(["ablate", "--data", str(ce_data), "--out", str(ce_folder), "--losses", "ce", "--seeds", str(seed),
+                  *options])
+            for teacher in teachers:
+                for variant in variants:
+                    _run(["ablate", "--data", str(runs / f"synth_{teacher}"),
+                          "--out", str(_folder(runs, teacher, schedule)), "--losses", "ce+map", "--seeds", str(seed),
+                          *options, *VARIANTS[variant]])
 
 
 def _variant(row: dict[str, str]) -> str:
@@ -91,10 +121,12 @@ def _variant(row: dict[str, str]) -> str:
         peak = "--map-confidence" in options
         if (given["--map-loss"] == row["map_loss"] and given.get("--map-pairs", "all") == row["map_pairs"]
                 and (row["map_confidence"] == "True") == peak
-                and given.get("--map-top-target", "0") == row.get("map_top_target", "0")):
+                and given.get("--map-top-target", "0") == row.get("map_top_target", "0")
+                and float(given["--alpha-map"]) == float(row["alpha_map"])):
             return name
     return (f"{row['map_loss']}-{row['map_pairs']}" + ("-peak" if row["map_confidence"] == "True" else "")
-            + (f"-top{row['map_top_target']}" if row.get("map_top_target", "0") != "0" else ""))
+            + (f"-top{row['map_top_target']}" if row.get("map_top_target", "0") != "0" else "")
+            + (f"-a{row['alpha_map']}" if float(row["alpha_map"]) != 1.0 else ""))
 
 
 def _teacher_settings(synth_dir: Path) -> dict[str, str]:
@@ -110,40 +142,69 @@ def _teacher_settings(synth_dir: Path) -> dict[str, str]:
             "teacher_aupr": f"{q['teacher_aupr']:.4f}", "teacher_auroc": f"{q['teacher_auroc']:.4f}"}
 
 
-def collect(runs: Path, teachers: tuple[str, ...]) -> list[dict[str, str]]:
+def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = ("grid",)) -> list[dict[str, str]]:
     from student.evaluation.ablate import read_results
 
     out: list[dict[str, str]] = []
-    ce_rows = read_results(runs / "ablate_ce" / "results.csv")
-    for teacher in teachers:
-        if not (runs / f"synth_{teacher}" / "cache.h5").exists():
-            continue
-        settings = _teacher_settings(runs / f"synth_{teacher}")
-        rows = read_results(runs / f"ablate_{teacher}" / "results.csv")
-        for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
-            out.append({"teacher": teacher, **settings, **row, "variant": _variant(row)})
+    for schedule in schedules:
+        ce_path = _folder(runs, "ce", schedule) / "results.csv"
+        ce_rows = read_results(ce_path) if ce_path.exists() else []
+        for teacher in teachers:
+            folder = _folder(runs, teacher, schedule)
+            if not (runs / f"synth_{teacher}" / "cache.h5").exists():
+                continue
+            settings = _teacher_settings(runs / f"synth_{teacher}")
+            rows = read_results(folder / "results.csv") if (folder / "results.csv").exists() else []
+            for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
+                out.append({"teacher": teacher, "schedule": schedule, **settings, **row, "variant": _variant(row)})
     return out
 
 
 def summary(rows: list[dict[str, str]]) -> list[dict]:
-    """Per (teacher, variant, head, n_train): mean/std of test AUPR and map top-L/5, and the gain over CE-only
-    (paired by seed, same head and n_train)."""
-    ce = {(r["head"], r["n_train"], r["seed"]): float(r["aupr"]) for r in rows if r["variant"] == "ce"}
-    groups: dict[tuple[str, str, str, str], list[dict[str, str]]] = {}
+    """Per (schedule, teacher, variant, head, n_train): mean/std of test and valid AUPR and map top-L/5, and the
+    gain over CE-only (paired by seed, same schedule, head and n_train)."""
+    ce = {(r.get("schedule", "grid"), r["head"], r["n_train"], r["seed"]): float(r["aupr"])
+          for r in rows if r["variant"] == "ce"}
+    groups: dict[tuple[str, str, str, str, str], list[dict[str, str]]] = {}
     for r in rows:
-        groups.setdefault((r["teacher"], r["variant"], r["head"], r["n_train"]), []).append(r)
+        groups.setdefault((r.get("schedule", "grid"), r["teacher"], r["variant"], r["head"], r["n_train"]),
+                          []).append(r)
     out = []
-    for (teacher, variant, head, n_train), members in groups.items():
+    for (schedule, teacher, variant, head, n_train), members in groups.items():
         aupr = np.array([float(r["aupr"]) for r in members])
         top = np.array([float(r["map_top_l5"]) for r in members if r["map_top_l5"]])
-        gains = np.array([float(r["aupr"]) - ce[(head, n_train, r["seed"])] for r in members
-                          if (head, n_train, r["seed"]) in ce])
-        out.append({"teacher": teacher, "variant": variant, "head": head, "n_train": int(n_train),
-                    "seeds": len(members),
+        gains = np.array([float(r["aupr"]) - ce[(schedule, head, n_train, r["seed"])] for r in members
+                          if (schedule, head, n_train, r["seed"]) in ce])
+        out.append({"schedule": schedule, "teacher": teacher, "variant": variant, "head": head,
+                    "n_train": int(n_train), "seeds": len(members),
                     "teacher_p_l5": float(members[0]["teacher_p_l5"]),
                     "teacher_aupr": float(members[0]["teacher_aupr"]), "aupr": aupr, "map_top_l5": top,
+                    "valid_aupr": np.array([float(r["valid_aupr"]) for r in members if r.get("valid_aupr")]),
+                    "best_epochs": "/".join(f"{r['best_epoch']}:{r['epochs']}" for r in
+                                            sorted(members, key=lambda r: int(r["seed"]))),
                     "gain": gains})
     return out
+
+
+def schedule_markdown(groups: list[dict]) -> str:
+    """Schedules side by side: valid AUPR (what a choice may look at) beside test AUPR and the paired gain."""
+    lines = ["| teacher | schedule | map loss | valid AUPR | test AUPR | gain over CE (same schedule) | "
+             "student map top-L/5 | best epoch:epochs run, per seed |", "|---|---|---|---|---|---|---|---|"]
+    order = {t: i for i, t in enumerate(("oracle", "good", "esm-like", "esm-like-quiet", "poor", "useless"))}
+    vorder = {v: i for i, v in enumerate(("ce", *VARIANTS))}
+    sorder = {v: i for i, v in enumerate(SCHEDULES)}
+    seen_ce = set()
+    for g in sorted(groups, key=lambda g: (order.get(g["teacher"], 9), sorder.get(g["schedule"], 9),
+                                           vorder.get(g["variant"], 9))):
+        if g["variant"] == "ce":
+            if g["schedule"] in seen_ce:
+                continue  # the same rows for every teacher
+            seen_ce.add(g["schedule"])
+        teacher = "(none)" if g["variant"] == "ce" else g["teacher"]
+        gain = "-" if g["variant"] == "ce" else mean_std(g["gain"])
+        lines.append(f"| {teacher} | {g['schedule']} | {g['variant']} | {mean_std(g['valid_aupr'])} | "
+                     f"{mean_std(g['aupr'])} | {gain} | {mean_std(g['map_top_l5'])} | {g['best_epochs']} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(groups: list[dict], teachers: tuple[str, ...]) -> str:
@@ -213,19 +274,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-train", default="500")
     parser.add_argument("--lengths", default="100,200", help="min,max protein length of the synth sets (the hard "
                                                                "preset's own is 200,500)")
+    parser.add_argument("--schedules", default="grid", help=f"comma-separated, of {', '.join(SCHEDULES)}")
     parser.add_argument("--csv", default="docs/results/teacher_quality.csv")
     parser.add_argument("--figure", default="docs/results/teacher_quality.png")
     args = parser.parse_args(argv)
     runs, teachers = (ROOT / args.runs).resolve(), tuple(args.teachers.split(","))  # absolute, as ablate.json stores
+    schedules = tuple(args.schedules.split(","))
+    unknown = [s for s in schedules if s not in SCHEDULES]
+    if unknown:
+        parser.error(f"unknown schedule(s) {', '.join(unknown)} (one of {', '.join(SCHEDULES)})")
     if args.step == "grid":
         run_grid(runs, teachers, tuple(args.variants.split(",")), tuple(int(s) for s in args.seeds.split(",")),
-                 args.heads, args.n_train, args.lengths)
+                 args.heads, args.n_train, args.lengths, schedules)
         return
-    rows = collect(runs, teachers)
+    rows = collect(runs, teachers, schedules)
     write_csv(Path(args.csv), rows, list(COLUMNS))
     groups = summary(rows)
-    print(markdown(groups, teachers))
-    plot(groups, Path(args.figure))
+    if schedules == ("grid",):
+        print(markdown(groups, teachers))
+        plot(groups, Path(args.figure))
+    else:  # a comparison of schedules: a table, no figure (the figure is the grid's teacher axis)
+        print(schedule_markdown(groups))
+        args.figure = "no figure"
     print(f"wrote {args.csv}, {args.figure}")
 
 

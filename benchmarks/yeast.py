@@ -313,10 +313,10 @@ def run_student(args, paths: dict[str, Path], sequences: dict[str, str], results
                     test = metrics["test"]
                     valid = ("whole valid part" if not args.student_valid else
                              f"valid subsample {args.student_valid}") + " (early stopping/threshold only)"
-                    losses = {"student_ce": "CE only, no teacher cache",
-                              "student_ce_map": f"CE + {config.alpha_map} x map ({config.map_loss})",
-                              "student_ce_map_sem": f"CE + {config.alpha_map} x map ({config.map_loss}) + "
-                                                    f"{config.beta_sem} x semantic"}[model]
+                    map_term = f"CE + {config.alpha_map} x map ({config.map_loss}" + (
+                        f", top {config.map_top_target} cells" if config.map_top_target else "") + ")"
+                    losses = {"student_ce": "CE only, no teacher cache", "student_ce_map": map_term,
+                              "student_ce_map_sem": f"{map_term} + {config.beta_sem} x semantic"}[model]
                     results.add({**key, "aupr": f"{test['aupr']:.4f}", "auroc": f"{test['auroc']:.4f}",
                                  "chance_aupr": f"{test['positive_rate']:.4f}",
                                  "n_test": test.get("n", ""), "train_pairs": metrics["train_pairs"],

@@ -1,0 +1,39 @@
+"""The teacher-quality benchmark's report: variant names and CE pairing (benchmarks/teacher_quality.py)."""
+from benchmarks.teacher_quality import SCHEDULES, _folder, _variant, schedule_markdown, summary
+
+
+def _row(schedule, variant_options, seed, aupr, valid=0.5):
+    base = {"map_loss": "", "map_pairs": "all", "map_confidence": "False", "map_top_target": "0", "alpha_map": "1.0"}
+    return {**base, **variant_options, "schedule": schedule, "teacher": "esm-like", "head": "both",
+            "n_train": "500", "seed": str(seed), "aupr": str(aupr), "valid_aupr": str(valid),
+            "map_top_l5": "0.1", "teacher_p_l5": "0.4", "teacher_aupr": "0.8", "best_epoch": "3", "epochs": "7"}
+
+
+def test_variants_are_told_apart_by_their_alpha_and_top_target():
+    marginal = {"map_loss": "marginal", "map_top_target": "16"}
+    assert _variant(_row("grid", marginal, 0, 0.6)) == "marginal-top"
+    assert _variant(_row("grid", {**marginal, "alpha_map": "2.0"}, 0, 0.6)) == "marginal-top-a2"
+    assert _variant(_row("grid", {**marginal, "map_top_target": "32"}, 0, 0.6)) == "marginal-top32"
+    assert _variant(_row("grid", {**marginal, "alpha_map": "3.0"}, 0, 0.6)) == "marginal-all-top16-a3.0"
+    assert _variant(_row("grid", {}, 0, 0.6)) == "ce"
+
+
+def test_gains_pair_with_the_ce_run_of_the_same_schedule_and_seed():
+    marginal = {"map_loss": "marginal", "map_top_target": "16"}
+    rows = [_row("grid", {}, 0, 0.50), _row("grid", {}, 1, 0.60), _row("e15-m10", {}, 0, 0.40),
+            _row("e15-m10", {}, 1, 0.30), _row("grid", marginal, 0, 0.55), _row("grid", marginal, 1, 0.70),
+            _row("e15-m10", marginal, 0, 0.80), _row("e15-m10", marginal, 1, 0.90)]
+    for row in rows:
+        row["variant"] = _variant(row)
+    groups = {(g["schedule"], g["variant"]): g for g in summary(rows)}
+    assert groups[("grid", "marginal-top")]["gain"].tolist() == [0.55 - 0.50, 0.70 - 0.60]
+    assert [round(x, 9) for x in groups[("e15-m10", "marginal-top")]["gain"]] == [0.4, 0.6]
+    table = schedule_markdown(list(groups.values()))
+    assert table.count("(none)") == 2  # one CE row per schedule
+    assert "| esm-like | e15-m10 | marginal-top |" in table
+
+
+def test_the_first_grid_keeps_its_folders_and_every_schedule_fixes_its_epochs(tmp_path):
+    assert _folder(tmp_path, "ce", "grid") == tmp_path / "ablate_ce"
+    assert _folder(tmp_path, "good", "e25-m15") == tmp_path / "ablate_good_e25-m15"
+    assert all("--epochs" in options and "--patience" in options for options in SCHEDULES.values())
