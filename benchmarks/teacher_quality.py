@@ -68,7 +68,8 @@ VARIANTS = {  # name: ablate options of the map term
                           "--map-top-target", "16"],
     "marginal-top-a2": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "2", "--map-top-target", "16"],
 }
-COLUMNS = ("teacher", "schedule", "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
+COLUMNS = ("teacher", "schedule",
+           "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
            "teacher_p_l5", "teacher_aupr", "teacher_auroc", "head", "losses", "variant", "map_loss", "map_norm",
            "alpha_map", "map_pairs", "map_confidence", "map_rank_k", "map_top_target", "n_train", "seed", "aupr",
            "auroc", "map_top_l5", "valid_aupr", "epochs", "best_epoch", "seconds", "student_code")
