@@ -68,6 +68,7 @@ VARIANTS = {  # name: ablate options of the map term
                           "--map-top-target", "16"],
     "marginal-top-a2": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "2", "--map-top-target", "16"],
 }
+TABLE_ORDER = ("oracle", "good", "esm-like", "esm-like-quiet", "poor", "useless")  # teachers, best first
 COLUMNS = ("teacher", "schedule",
            "discrimination", "recall", "strength_min", "decoys", "decoy_strength", "offset", "noise",
            "teacher_p_l5", "teacher_aupr", "teacher_auroc", "head", "losses", "variant", "map_loss", "map_norm",
@@ -147,15 +148,17 @@ def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = 
     from student.evaluation.ablate import read_results
 
     out: list[dict[str, str]] = []
+    def rows_of(name: str, schedule: str) -> list[dict[str, str]]:
+        path = _folder(runs, name, schedule) / "results.csv"
+        return read_results(path) if path.exists() else []
+
     for schedule in schedules:
-        ce_path = _folder(runs, "ce", schedule) / "results.csv"
-        ce_rows = read_results(ce_path) if ce_path.exists() else []
+        ce_rows = rows_of("ce", schedule)
         for teacher in teachers:
-            folder = _folder(runs, teacher, schedule)
             if not (runs / f"synth_{teacher}" / "cache.h5").exists():
                 continue
             settings = _teacher_settings(runs / f"synth_{teacher}")
-            rows = read_results(folder / "results.csv") if (folder / "results.csv").exists() else []
+            rows = rows_of(teacher, schedule)
             for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
                 out.append({"teacher": teacher, "schedule": schedule, **settings, **row, "variant": _variant(row)})
     return out
@@ -164,11 +167,11 @@ def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = 
 def summary(rows: list[dict[str, str]]) -> list[dict]:
     """Per (schedule, teacher, variant, head, n_train): mean/std of test and valid AUPR and map top-L/5, and the
     gain over CE-only (paired by seed, same schedule, head and n_train)."""
-    ce = {(r.get("schedule", "grid"), r["head"], r["n_train"], r["seed"]): float(r["aupr"])
+    ce = {(r["schedule"], r["head"], r["n_train"], r["seed"]): float(r["aupr"])
           for r in rows if r["variant"] == "ce"}
     groups: dict[tuple[str, str, str, str, str], list[dict[str, str]]] = {}
     for r in rows:
-        groups.setdefault((r.get("schedule", "grid"), r["teacher"], r["variant"], r["head"], r["n_train"]),
+        groups.setdefault((r["schedule"], r["teacher"], r["variant"], r["head"], r["n_train"]),
                           []).append(r)
     out = []
     for (schedule, teacher, variant, head, n_train), members in groups.items():
@@ -191,7 +194,7 @@ def schedule_markdown(groups: list[dict]) -> str:
     """Schedules side by side: valid AUPR (what a choice may look at) beside test AUPR and the paired gain."""
     lines = ["| teacher | schedule | map loss | valid AUPR | test AUPR | gain over CE (same schedule) | "
              "student map top-L/5 | best epoch:epochs run, per seed |", "|---|---|---|---|---|---|---|---|"]
-    order = {t: i for i, t in enumerate(("oracle", "good", "esm-like", "esm-like-quiet", "poor", "useless"))}
+    order = {t: i for i, t in enumerate(TABLE_ORDER)}
     vorder = {v: i for i, v in enumerate(("ce", *VARIANTS))}
     sorder = {v: i for i, v in enumerate(SCHEDULES)}
     seen_ce = set()
@@ -211,7 +214,7 @@ def schedule_markdown(groups: list[dict]) -> str:
 def markdown(groups: list[dict], teachers: tuple[str, ...]) -> str:
     lines = ["| n_train | head | teacher | teacher top-L/5 | teacher AUPR | map loss | test AUPR | gain over CE | "
              "student map top-L/5 | seeds |", "|---:|---|---|---:|---:|---|---|---|---|---:|"]
-    order = {t: i for i, t in enumerate(("oracle", "good", "esm-like", "esm-like-quiet", "poor", "useless"))}
+    order = {t: i for i, t in enumerate(TABLE_ORDER)}
     vorder = {v: i for i, v in enumerate(("ce", *VARIANTS))}
     heads = {h: i for i, h in enumerate(("both", "map", "features"))}
     first = {}
@@ -294,10 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     if schedules == ("grid",):
         print(markdown(groups, teachers))
         plot(groups, Path(args.figure))
+        print(f"wrote {args.csv}, {args.figure}")
     else:  # a comparison of schedules: a table, no figure (the figure is the grid's teacher axis)
         print(schedule_markdown(groups))
-        args.figure = "no figure"
-    print(f"wrote {args.csv}, {args.figure}")
+        print(f"wrote {args.csv}")
 
 
 if __name__ == "__main__":
