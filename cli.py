@@ -378,7 +378,9 @@ def cache_merge(out: str, sources: tuple[str, ...], overwrite: bool) -> None:
 
 # The settings of one training run, shared by `train` and `ablate` (whose config is a TrainConfig plus its grid).
 training_options = options(
-    option(TrainConfig, "map_loss", type=click.Choice(MAP_LOSSES)),
+    option(TrainConfig, "map_loss", type=click.Choice(MAP_LOSSES),
+           help="marginal: BCE of the student map's row and column maxima against the teacher's (which residues "
+                "are interface); bce: every cell; rank: the teacher's top cells first; mse, kl."),
     option(TrainConfig, "map_target", type=click.Choice(MAP_TARGETS), help="Which teacher map the student's map "
                                                                            "learns."),
     option(TrainConfig, "map_norm", type=click.Choice(MAP_NORMS),

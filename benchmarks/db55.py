@@ -294,8 +294,8 @@ def part_student(work: Path, seeds: list[int], epochs: int, neg_ratio: float, th
             out = run_dir / (("ce" if cache_path is None else "ce_map") + suffix.replace(" ", "_").replace(",", ""))
             config = TrainConfig(pairs=str(pairs_path), fasta=fasta, cache=str(cache_path) if cache_path else None,
                                  out=str(out), split="column", alpha_map=alpha, beta_sem=0.0, map_loss="bce",
-                                 map_norm="mass", epochs=epochs, patience=max(5, epochs // 3), seed=seed,
-                                 device="cpu", overwrite=True, model=model_config)
+                                 map_norm="mass", map_top_target=0, epochs=epochs, patience=max(5, epochs // 3),
+                                 seed=seed, device="cpu", overwrite=True, model=model_config)
             started = time.perf_counter()
             result = train(config)
             test = result["test"]

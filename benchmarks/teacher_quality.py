@@ -46,20 +46,23 @@ ABLATE = ["--lr", "3e-3", "--max-len", "512", "--pool", "max", "--no-pool-norm",
 # the others let a map term work before early stopping may end a run (docs/results.md, section 2, third round).
 SCHEDULES = {
     "grid": ["--epochs", "15", "--patience", "4"],
+    "e6-p2": ["--epochs", "6", "--patience", "2", "--min-epochs", "0"],  # train's defaults, pinned
     "e15-m10": ["--epochs", "15", "--patience", "4", "--min-epochs", "10"],
     "e25-m10": ["--epochs", "25", "--patience", "4", "--min-epochs", "10"],
     "e25-m15": ["--epochs", "25", "--patience", "4", "--min-epochs", "15"],
     "e40-m25": ["--epochs", "40", "--patience", "4", "--min-epochs", "25"],
 }
-VARIANTS = {  # name: ablate options of the map term
-    "bce": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1"],
-    "bce-pos": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-pairs", "positives"],
-    "rank": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16"],
-    "marginal": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1"],
+VARIANTS = {  # name: ablate options of the map term, each pinned (train's defaults may change)
+    "bce": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "0"],
+    "bce-pos": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-pairs", "positives",
+                "--map-top-target", "0"],
+    "rank": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
+             "--map-top-target", "0"],
+    "marginal": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "0"],
     "rank-pos": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
-                 "--map-pairs", "positives"],
+                 "--map-pairs", "positives", "--map-top-target", "0"],
     "rank-peak": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
-                  "--map-confidence"],
+                  "--map-top-target", "0", "--map-confidence"],  # the flag last: _variant pairs the rest
     "bce-top": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
     "marginal-top": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
     "marginal-top32": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "32"],
@@ -89,11 +92,16 @@ def _folder(runs: Path, name: str, schedule: str) -> Path:
 
 def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], seeds: tuple[int, ...],
              heads: str = "both", n_train: str = "500", lengths: str = "100,200",
-             schedules: tuple[str, ...] = ("grid",)) -> None:
+             schedules: tuple[str, ...] = ("grid",), n_pairs: int = 1000) -> None:
     grid_options = ["--heads", heads, "--n-train", n_train]
     low, high = lengths.split(",")
     synth = [*SYNTH[:SYNTH.index("--min-len")], "--min-len", low, "--max-len", high, "--seed", "0"]
+    synth[synth.index("--n-pairs") + 1] = str(n_pairs)
     for teacher in teachers:
+        pairs = runs / f"synth_{teacher}" / "pairs.tsv"
+        if pairs.exists() and (held := len(pairs.read_text().splitlines()) - 1) != n_pairs:
+            raise SystemExit(f"{pairs.parent} holds {held} pairs, not --n-pairs {n_pairs}: give this size its own "
+                             "--runs folder")
         if not (runs / f"synth_{teacher}" / "cache.h5").exists():
             _run(["synth", "--out", str(runs / f"synth_{teacher}"), *synth, "--teacher-preset", teacher,
                   "--overwrite"])
@@ -192,21 +200,21 @@ def summary(rows: list[dict[str, str]]) -> list[dict]:
 
 def schedule_markdown(groups: list[dict]) -> str:
     """Schedules side by side: valid AUPR (what a choice may look at) beside test AUPR and the paired gain."""
-    lines = ["| teacher | schedule | map loss | valid AUPR | test AUPR | gain over CE (same schedule) | "
-             "student map top-L/5 | best epoch:epochs run, per seed |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| teacher | schedule | n_train | map loss | valid AUPR | test AUPR | gain over CE (same schedule) | "
+             "student map top-L/5 | best epoch:epochs run, per seed |", "|---|---|---:|---|---|---|---|---|---|"]
     order = {t: i for i, t in enumerate(TABLE_ORDER)}
     vorder = {v: i for i, v in enumerate(("ce", *VARIANTS))}
     sorder = {v: i for i, v in enumerate(SCHEDULES)}
     seen_ce = set()
     for g in sorted(groups, key=lambda g: (order.get(g["teacher"], 9), sorder.get(g["schedule"], 9),
-                                           vorder.get(g["variant"], 9))):
+                                           g["n_train"], vorder.get(g["variant"], 9))):
         if g["variant"] == "ce":
-            if g["schedule"] in seen_ce:
+            if (g["schedule"], g["n_train"]) in seen_ce:
                 continue  # the same rows for every teacher
-            seen_ce.add(g["schedule"])
+            seen_ce.add((g["schedule"], g["n_train"]))
         teacher = "(none)" if g["variant"] == "ce" else g["teacher"]
         gain = "-" if g["variant"] == "ce" else mean_std(g["gain"])
-        lines.append(f"| {teacher} | {g['schedule']} | {g['variant']} | {mean_std(g['valid_aupr'])} | "
+        lines.append(f"| {teacher} | {g['schedule']} | {g['n_train']} | {g['variant']} | {mean_std(g['valid_aupr'])} | "
                      f"{mean_std(g['aupr'])} | {gain} | {mean_std(g['map_top_l5'])} | {g['best_epochs']} |")
     return "\n".join(lines) + "\n"
 
@@ -278,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-train", default="500")
     parser.add_argument("--lengths", default="100,200", help="min,max protein length of the synth sets (the hard "
                                                                "preset's own is 200,500)")
+    parser.add_argument("--n-pairs", type=int, default=1000, help="pairs of each synth set (60%% train); a size "
+                                                                    "other than the grid's needs its own --runs")
     parser.add_argument("--schedules", default="grid", help=f"comma-separated, of {', '.join(SCHEDULES)}")
     parser.add_argument("--csv", default="docs/results/teacher_quality.csv")
     parser.add_argument("--figure", default="docs/results/teacher_quality.png")
@@ -289,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown schedule(s) {', '.join(unknown)} (one of {', '.join(SCHEDULES)})")
     if args.step == "grid":
         run_grid(runs, teachers, tuple(args.variants.split(",")), tuple(int(s) for s in args.seeds.split(",")),
-                 args.heads, args.n_train, args.lengths, schedules)
+                 args.heads, args.n_train, args.lengths, schedules, args.n_pairs)
         return
     rows = collect(runs, teachers, schedules)
     write_csv(Path(args.csv), rows, list(COLUMNS))

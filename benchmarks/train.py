@@ -78,7 +78,8 @@ def decode(tokens: np.ndarray) -> str:
 
 def student_step(model, optimizer, batch, config: TrainConfig) -> None:
     outputs = model(batch["tokens_a"], batch["mask_a"], batch["tokens_b"], batch["mask_b"])
-    loss, _ = total_loss(outputs, batch, 1.0, config.alpha_map, config.beta_sem, config.map_loss, config.map_norm)
+    loss, _ = total_loss(outputs, batch, 1.0, config.alpha_map, config.beta_sem, config.map_loss, config.map_norm,
+                         map_top_target=config.map_top_target)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)

@@ -96,7 +96,7 @@ class TrainConfig:
     cache: str | None = None  # teacher cache; without one, training uses labels only (alpha_map = beta_sem = 0)
     out: str = ""
     # loss
-    map_loss: str = "bce"  # bce (soft targets; default from docs/results.md section 1) | mse (the original) | kl
+    map_loss: str = "marginal"  # marginal | bce | rank | mse | kl (student.losses); default: docs/results.md section 2
     map_target: str = "contact"  # contact | attention
     map_norm: str = "mass"  # mass: map loss summed over cells / teacher's map mass; mean: average over cells
     alpha_map: float = 1.0
@@ -104,7 +104,7 @@ class TrainConfig:
     map_pairs: str = "all"  # all: every pair with a target; positives: only pairs labelled 1 (student.losses)
     map_confidence: bool = False  # weight each pair's map term by the teacher map's peak
     map_rank_k: int = 16  # teacher cells the `rank` map loss asks to rank first
-    map_top_target: int = 0  # k > 0: each teacher map becomes its k highest cells (1) and 0 elsewhere (losses)
+    map_top_target: int = 16  # k > 0: each teacher map becomes its k highest cells (1) and 0 elsewhere; 0: off
     # optimisation
     epochs: int = 6
     batch_size: int = 32

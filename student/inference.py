@@ -21,6 +21,7 @@ from student.dataset import LengthBucketSampler, PairDataset, batch_sizes, colla
 from student.evaluation.metrics import classification_metrics, map_agreement, ranking_metrics
 from student.losses import classification_loss
 from student.model import StudentModel
+from student.probability import probability
 
 
 @torch.no_grad()
@@ -42,7 +43,7 @@ def iterate_predictions(model: StudentModel, dataset: PairDataset, batch_size: i
                 map_logits = model.interaction_map(feat_a, batch["mask_a"], feat_b, batch["mask_b"])
                 logits = model.classify(feat_a, batch["mask_a"], feat_b, batch["mask_b"], map_logits)
             logits = logits.float().cpu().numpy()
-            probs = 1.0 / (1.0 + np.exp(-logits))
+            probs = probability(logits)
             maps = torch.sigmoid(map_logits.float()).cpu().numpy() if with_maps else None
             len_a = batch["mask_a"].sum(1).cpu().numpy()
             len_b = batch["mask_b"].sum(1).cpu().numpy()

@@ -61,10 +61,11 @@ def test_grid_rows_columns_and_resume(synth_dir, tmp_path):
     map_row = next(r for r in rows if r["losses"] == "ce+map" and r["seed"] == "0")
     assert (ce_row["map_loss"], ce_row["alpha_map"], ce_row["aupr"]) == ("", "0", "0.5000")
     assert (map_row["map_loss"], map_row["map_norm"], map_row["alpha_map"], map_row["aupr"]) == \
-        ("bce", "mass", "1", "0.9000")
+        ("marginal", "mass", "1", "0.9000")
+    assert map_row["map_top_target"] == "16" and ce_row["map_top_target"] == ""
     # what each run was asked to do
     by_alpha = {c.alpha_map: c for c in fake.configs}
-    assert by_alpha[1.0].map_loss == "bce" and by_alpha[0.0].beta_sem == 0.0
+    assert by_alpha[1.0].map_loss == "marginal" and by_alpha[0.0].beta_sem == 0.0
     assert all(c.split == "column" and c.n_train == 20 and c.model.head == "map" and c.epochs == 2
                for c in fake.configs)
     assert len({c.out for c in fake.configs}) == 4
@@ -116,8 +117,8 @@ def test_tiny_real_grid_with_the_trainer(synth_dir, tmp_path):
         assert 0.0 <= float(row["aupr"]) <= 1.0 and 0.0 <= float(row["auroc"]) <= 1.0
         assert 0.0 <= float(row["map_top_l5"]) <= 1.0  # the test part holds positives with planted contacts
         assert row["epochs"] == "1" and float(row["seconds"]) > 0
-        assert (tmp_path / "real" / "runs" / f"map_{'ce' if row['losses'] == 'ce' else 'ce-map-sem_bce-mass-a1_b0.1'}"
-                f"_n20_s0" / "best.pt").exists()
+        loss = "ce" if row["losses"] == "ce" else "ce-map-sem_marginal-mass-a1-top16_b0.1"
+        assert (tmp_path / "real" / "runs" / f"map_{loss}_n20_s0" / "best.pt").exists()
     assert run_ablation(config).ran == 0
 
 

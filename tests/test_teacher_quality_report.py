@@ -1,5 +1,9 @@
 """The teacher-quality benchmark's report: variant names and CE pairing (benchmarks/teacher_quality.py)."""
-from benchmarks.teacher_quality import SCHEDULES, _folder, _variant, schedule_markdown, summary
+import pytest
+from click.testing import CliRunner
+
+from benchmarks.teacher_quality import SCHEDULES, VARIANTS, _folder, _variant, schedule_markdown, summary
+from cli import cli
 
 
 def _row(schedule, variant_options, seed, aupr, valid=0.5):
@@ -18,6 +22,28 @@ def test_variants_are_told_apart_by_their_alpha_and_top_target():
     assert _variant(_row("grid", {}, 0, 0.6)) == "ce"
 
 
+def test_every_variant_runs_what_its_name_says_whatever_trains_defaults_are(tmp_path, monkeypatch):
+    """Each variant's options, parsed by the real `ablate` command, give a row that reads back as that variant:
+    a variant that leant on a `train` default (issue 16 changed them) would read back as another one."""
+    seen = []
+
+    def record(config, progress=None):
+        seen.append(config)
+        raise SystemExit(0)  # the command stops here: nothing trains
+
+    monkeypatch.setattr("student.evaluation.ablate.run_ablation", record)
+    monkeypatch.setattr("student.evaluation.ablate.data_dir_inputs",
+                        lambda *args: {"pairs": "pairs.tsv", "fasta": "seqs.fasta", "cache": "cache.h5"})
+    for name, options in VARIANTS.items():
+        result = CliRunner().invoke(cli, ["ablate", "--data", str(tmp_path), "--out", str(tmp_path / "out"),
+                                           "--losses", "ce+map", *options])
+        assert result.exit_code == 0, result.output
+        config = seen.pop()
+        row = {"map_loss": config.map_loss, "map_pairs": config.map_pairs, "map_confidence": str(config.map_confidence),
+               "map_top_target": str(config.map_top_target), "alpha_map": str(config.alpha_map)}
+        assert _variant(row) == name
+
+
 def test_gains_pair_with_the_ce_run_of_the_same_schedule_and_seed():
     marginal = {"map_loss": "marginal", "map_top_target": "16"}
     rows = [_row("grid", {}, 0, 0.50), _row("grid", {}, 1, 0.60), _row("e15-m10", {}, 0, 0.40),
@@ -30,10 +56,25 @@ def test_gains_pair_with_the_ce_run_of_the_same_schedule_and_seed():
     assert [round(x, 9) for x in groups[("e15-m10", "marginal-top")]["gain"]] == [0.4, 0.6]
     table = schedule_markdown(list(groups.values()))
     assert table.count("(none)") == 2  # one CE row per schedule
-    assert "| esm-like | e15-m10 | marginal-top |" in table
+    assert "| esm-like | e15-m10 | 500 | marginal-top |" in table
 
 
 def test_the_first_grid_keeps_its_folders_and_every_schedule_fixes_its_epochs(tmp_path):
     assert _folder(tmp_path, "ce", "grid") == tmp_path / "ablate_ce"
     assert _folder(tmp_path, "good", "e25-m15") == tmp_path / "ablate_good_e25-m15"
     assert all("--epochs" in options and "--patience" in options for options in SCHEDULES.values())
+
+
+def test_a_set_size_reaches_synth_and_a_folder_of_another_size_is_refused(tmp_path, monkeypatch):
+    import benchmarks.teacher_quality as tq
+
+    commands = []
+    monkeypatch.setattr(tq, "_run", commands.append)
+    tq.run_grid(tmp_path, ("esm-like",), ("bce",), (0,), schedules=("e6-p2",), n_pairs=3500)
+    synth = commands[0]
+    assert synth[0] == "synth" and synth[synth.index("--n-pairs") + 1] == "3500"
+    assert [c[c.index("--epochs") + 1] for c in commands[1:]] == ["6", "6"]  # CE, then the variant
+    (tmp_path / "synth_esm-like").mkdir()
+    (tmp_path / "synth_esm-like" / "pairs.tsv").write_text("id_a\tid_b\tlabel\na\tb\t1\n")
+    with pytest.raises(SystemExit, match="holds 1 pairs, not --n-pairs 3500"):
+        tq.run_grid(tmp_path, ("esm-like",), ("bce",), (0,), n_pairs=3500)

@@ -14,6 +14,7 @@ import numpy as np
 
 from data.atomic import atomic_path
 from data.errors import InputError
+from student.probability import probability
 
 CANDIDATE = np.dtype([("row", "<i4"), ("col", "<i4"), ("logit", "<f4"), ("tie", "<i8")])
 TSV_COLUMNS = ("id_a", "id_b", "probability", "logit", "residue_a", "residue_b", "map_probability")
@@ -28,11 +29,6 @@ def candidates(rows: np.ndarray, cols: np.ndarray, logits: np.ndarray, ties: np.
 def rank_order(records: np.ndarray) -> np.ndarray:
     """Indices that sort candidate records best first (higher logit, then smaller tie key)."""
     return np.lexsort((records["tie"], -records["logit"].astype(np.float64)))
-
-
-def probability(logit: np.ndarray | float) -> np.ndarray:
-    """sigmoid in float64 of float32 logits, the way `student.predict` turns logits into probabilities."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float32).astype(np.float64)))
 
 
 class TopK:

@@ -43,9 +43,9 @@ from data.pairs import Pair
 from data.version import TOOL_VERSION
 from student.checkpoint import load_checkpoint
 from student.predict import write_maps
+from student.probability import probability
 from student.screening.plan import Block, ProteinSet, ScreenPlan, length_groups, parse_shard
-from student.screening.results import (CANDIDATE, HitRow, HitSpill, TopK, candidates, probability, rank_order,
-                                    read_hits, write_hits)
+from student.screening.results import CANDIDATE, HitRow, HitSpill, TopK, candidates, rank_order, read_hits, write_hits
 from student.screening.config import ScreenConfig
 from student.screening.score import COARSE_DTYPES, BlockScorer, coarse_dtype, coarse_topk
 from student.screening.store import ProteinFeatures, encode_proteins
