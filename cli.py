@@ -401,7 +401,9 @@ training_options = options(
     option(TrainConfig, "max_len", type=int,
            help="Training crops longer proteins (and their maps) to a random window; evaluation never crops."),
     option(TrainConfig, "patience", type=int, help="Stop after this many epochs without a better validation AUPR."),
-    option(TrainConfig, "min_epochs", type=int, help="Never stop early before this many epochs."),
+    option(TrainConfig, "min_epochs", type=int,
+           help="Never stop early before this many epochs (a map term can need 10-25 before the classifier "
+                "learns: docs/results.md, section 2)."),
     option(ModelConfig, "channels", help="Conv output channels, one per layer."),
     option(ModelConfig, "kernel_sizes", help="Odd conv kernel sizes, one per layer."),
     option(ModelConfig, "embed_dim", type=int),

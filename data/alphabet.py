@@ -10,6 +10,7 @@ import numpy as np
 
 # Same order as fair-esm's proteinseq_toks["toks"][:25]: 20 standard residues, then X B U Z O.
 RESIDUES = "LAGVSERTIDPKQNFYMHWCXBUZO"
+N_STANDARD = 20  # RESIDUES[:N_STANDARD] are the standard amino acids: tokens 1..N_STANDARD
 PAD_INDEX = 0
 VOCAB_SIZE = len(RESIDUES) + 1
 

@@ -41,7 +41,8 @@ def iterate_predictions(model: StudentModel, dataset: PairDataset, batch_size: i
                 feat_a = model.encode(batch["tokens_a"], batch["mask_a"])
                 feat_b = model.encode(batch["tokens_b"], batch["mask_b"])
                 map_logits = model.interaction_map(feat_a, batch["mask_a"], feat_b, batch["mask_b"])
-                logits = model.classify(feat_a, batch["mask_a"], feat_b, batch["mask_b"], map_logits)
+                logits = model.classify(feat_a, batch["mask_a"], feat_b, batch["mask_b"], map_logits,
+                                        tokens_a=batch["tokens_a"], tokens_b=batch["tokens_b"])
             logits = logits.float().cpu().numpy()
             probs = probability(logits)
             maps = torch.sigmoid(map_logits.float()).cpu().numpy() if with_maps else None

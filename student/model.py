@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.alphabet import PAD_INDEX
+from data.alphabet import N_STANDARD, PAD_INDEX
 from student.config import ModelConfig
 
 MASKED_LOGIT = -1.0e4  # map logit of cells outside either sequence (sigmoid 0, exp underflows to 0)
@@ -103,11 +103,13 @@ class StudentModel(nn.Module):
         x = x * m.to(x.dtype)
         return x.transpose(1, 2)  # (B, D, L) => (B, L, D)
 
-    def pool(self, feat: torch.Tensor, mask: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+    def pool(self, feat: torch.Tensor, mask: torch.Tensor, length: torch.Tensor | None = None,
+             tokens: torch.Tensor | None = None) -> torch.Tensor:
         """What the features head reads of each protein, over real residues only, by `ModelConfig.pool`: the max
-        and/or the mean of the features (B, L, D) => (B, D) each, and the centred log length (B, 1), concatenated
-        in that order to (B, pooled_dim). `length` (B,): the proteins' whole lengths when they were cropped
-        (training); by default the mask's."""
+        and/or the mean of the features (B, L, D) => (B, D) each, the centred log length (B, 1) and the residue
+        composition (B, 20), concatenated in that order to (B, pooled_dim). `length` (B,): the proteins' whole
+        lengths when they were cropped (training); by default the mask's. `tokens` (B, L): needed by the
+        composition part."""
         parts = self.config.pool_parts
         pooled = []
         if "max" in parts:
@@ -117,6 +119,10 @@ class StudentModel(nn.Module):
         if "length" in parts:
             length = mask.sum(dim=1) if length is None else length
             pooled.append(torch.log(length.clamp_min(1).to(feat.dtype))[:, None] - LOG_LENGTH_CENTRE)  # (B, 1)
+        if "composition" in parts:
+            if tokens is None:
+                raise ValueError("the composition part of the pooling needs the tokens")
+            pooled.append(composition(tokens, mask).to(feat.dtype))
         return torch.cat(pooled, dim=1)
 
     def mean_pool(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -165,16 +171,18 @@ class StudentModel(nn.Module):
 
     def classify(self, feat_a: torch.Tensor, mask_a: torch.Tensor, feat_b: torch.Tensor, mask_b: torch.Tensor,
                  map_logits: torch.Tensor | None = None, length_a: torch.Tensor | None = None,
-                 length_b: torch.Tensor | None = None) -> torch.Tensor:
+                 length_b: torch.Tensor | None = None, tokens_a: torch.Tensor | None = None,
+                 tokens_b: torch.Tensor | None = None) -> torch.Tensor:
         """Interaction logits (B,) from the features of both proteins (as returned by `encode`); `map_logits`
         (from `interaction_map`) saves recomputing the map when the caller has it; `length_a`, `length_b` are the
-        whole lengths of cropped proteins (`pool`)."""
+        whole lengths of cropped proteins and `tokens_a`, `tokens_b` the tokens (`pool`)."""
         stats = None
         if self.uses_map:
             if map_logits is None:
                 map_logits = self.interaction_map(feat_a, mask_a, feat_b, mask_b)
             stats = self.map_statistics(map_logits, mask_a, mask_b)
-        return self.head(self.pool(feat_a, mask_a, length_a), self.pool(feat_b, mask_b, length_b), stats)
+        return self.head(self.pool(feat_a, mask_a, length_a, tokens_a), self.pool(feat_b, mask_b, length_b, tokens_b),
+                         stats)
 
     def semantic_embedding(self, feat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Projection of a protein's mean-pooled features to the teacher's embedding size (B, E_teacher)."""
@@ -194,13 +202,22 @@ class StudentModel(nn.Module):
         feat = self.encode(tokens, mask)  # (2B, L, D)
         feat_a, feat_b = feat[:batch, :len_a], feat[batch:, :len_b]
         map_logits = self.interaction_map(feat_a, mask_a, feat_b, mask_b)
-        out = {"logit": self.classify(feat_a, mask_a, feat_b, mask_b, map_logits, length_a, length_b),
+        out = {"logit": self.classify(feat_a, mask_a, feat_b, mask_b, map_logits, length_a, length_b, tokens_a,
+                                      tokens_b),
                "map": map_logits,
                "feat_a": feat_a, "feat_b": feat_b}
         if self.config.semantic_dim > 0:
             out["sem_a"] = self.semantic_embedding(feat_a, mask_a)
             out["sem_b"] = self.semantic_embedding(feat_b, mask_b)
         return out
+
+
+def composition(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Fractions of the 20 standard residues among the real residues of each row: (B, L) => (B, 20); the other
+    letters (X, B, U, Z, O) are left out of both the counts and the total, as in `student.evaluation.baselines`."""
+    index = (tokens - 1).masked_fill(~mask | (tokens < 1) | (tokens > N_STANDARD), N_STANDARD)  # N_STANDARD: dropped
+    counts = F.one_hot(index, N_STANDARD + 1)[..., :N_STANDARD].sum(dim=1).float()  # (B, L, 21) => (B, 20)
+    return counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
 def log_odds(p: float, eps: float = 1e-6) -> float:

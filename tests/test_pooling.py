@@ -57,6 +57,21 @@ def test_the_length_part_is_the_centred_log_length_of_the_whole_protein(rng):
     torch.testing.assert_close(mean_only.pool(feat, mask), pooled[:, 12:24])
 
 
+def test_the_composition_part_is_the_baselines_composition_of_the_real_residues(rng):
+    from student.evaluation.baselines import composition
+
+    model = StudentModel(ModelConfig(**{**SMALL, "pool": "mean+length+composition"})).eval()
+    assert model.config.pooled_dim == 12 + 1 + 20 and model.features_head[0].in_features == 66
+    sequences = [random_sequence(rng, 9) + "XBUZO", "XXXX", random_sequence(rng, 30)]
+    tokens, mask = _batch(sequences, 40)  # padded well beyond every sequence
+    pooled = model.pool(model.encode(tokens, mask), mask, tokens=tokens)
+    expected = torch.tensor(np.stack([composition(s) for s in sequences]), dtype=pooled.dtype)
+    torch.testing.assert_close(pooled[:, 13:], expected, atol=1e-6, rtol=0)
+    assert pooled[1, 13:].sum() == 0  # no standard residue at all: zeros, as the baseline gives
+    with pytest.raises(ValueError, match="needs the tokens"):
+        model.pool(model.encode(tokens, mask), mask)
+
+
 def test_training_passes_the_uncropped_lengths():
     from student.dataset import PairDataset, collate_pairs
 
@@ -66,7 +81,8 @@ def test_training_passes_the_uncropped_lengths():
     assert batch["length_b"].tolist() == [7]
 
 
-@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("max+mean+length", True)])
+@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("max+mean+length", True),
+                                        ("mean+length+composition", True)])
 @pytest.mark.parametrize("head", ["features", "both"])
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_outputs_do_not_change_with_padding(head, train_mode, pool, norm, rng):
@@ -81,7 +97,7 @@ def test_outputs_do_not_change_with_padding(head, train_mode, pool, norm, rng):
 
 
 @pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("mean+length", False),
-                                        ("max+mean+length", True)])
+                                        ("max+mean+length", True), ("mean+length+composition", True)])
 @pytest.mark.parametrize("head", ["features", "map", "both"])
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_predictions_are_symmetric(head, pool, norm, train_mode, rng):
@@ -95,7 +111,8 @@ def test_predictions_are_symmetric(head, pool, norm, train_mode, rng):
     torch.testing.assert_close(ab, ba, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", True)])
+@pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", True),
+                                        ("mean+length+composition", True)])
 def test_the_screener_scores_what_predict_scores(tmp_path, pool, norm, rng):
     from data.fasta import write_fasta
     from student.checkpoint import save_checkpoint

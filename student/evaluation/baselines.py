@@ -19,12 +19,12 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from data.alphabet import RESIDUES
+from data.alphabet import N_STANDARD, RESIDUES
 from data.errors import UserError
 from data.keys import sequence_key
 from data.pairs import Pair
 
-STANDARD = RESIDUES[:20]
+STANDARD = RESIDUES[:N_STANDARD]
 BASELINES = ("degree", "degree_max", "protein_composition", "pair_composition")
 _INDEX = np.full(256, -1, dtype=np.int64)
 for _i, _c in enumerate(STANDARD):

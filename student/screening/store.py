@@ -98,7 +98,7 @@ def encode_proteins(model: StudentModel, sequences: list[str], indices: np.ndarr
         tokens = torch.from_numpy(encode_batch([sequences[i] for i in batch])).to(device)
         mask = tokens != PAD_INDEX
         feat = model.encode(tokens, mask).float()  # (B, L, D)
-        pooled = model.pool(feat, mask).cpu().numpy()  # (B, D)
+        pooled = model.pool(feat, mask, tokens=tokens).cpu().numpy()  # (B, pooled_dim)
         feat = feat.cpu().numpy()
         for row, index in enumerate(batch):
             own = feat[row, : len(sequences[index])]
