@@ -62,7 +62,7 @@ VARIANTS = {  # name: ablate options of the map term, each pinned (train's defau
     "rank-pos": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
                  "--map-pairs", "positives", "--map-top-target", "0"],
     "rank-peak": ["--map-loss", "rank", "--map-norm", "mass", "--alpha-map", "1", "--map-rank-k", "16",
-                  "--map-top-target", "0", "--map-confidence"],  # the flag last: _variant pairs the rest
+                  "--map-top-target", "0", "--map-confidence"],
     "bce-top": ["--map-loss", "bce", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
     "marginal-top": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "16"],
     "marginal-top32": ["--map-loss", "marginal", "--map-norm", "mass", "--alpha-map", "1", "--map-top-target", "32"],
@@ -123,12 +123,22 @@ def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], s
                           *options, *VARIANTS[variant]])
 
 
+def _parsed(options: list[str]) -> dict[str, str]:
+    """{option: value} of a VARIANTS entry; a flag (no value follows it) maps to ""."""
+    given: dict[str, str] = {}
+    for i, name in enumerate(options):
+        if name.startswith("--"):
+            value = options[i + 1] if i + 1 < len(options) and not options[i + 1].startswith("--") else ""
+            given[name] = value
+    return given
+
+
 def _variant(row: dict[str, str]) -> str:
     if not row["map_loss"]:
         return "ce"
     for name, options in VARIANTS.items():
-        given = dict(zip(options[::2], options[1::2]))
-        peak = "--map-confidence" in options
+        given = _parsed(options)
+        peak = "--map-confidence" in given
         if (given["--map-loss"] == row["map_loss"] and given.get("--map-pairs", "all") == row["map_pairs"]
                 and (row["map_confidence"] == "True") == peak
                 and given.get("--map-top-target", "0") == row.get("map_top_target", "0")
