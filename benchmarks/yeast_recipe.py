@@ -49,6 +49,8 @@ VARIANTS = {
     "head features": {"model.head": "features"},
     # issue 15, second round: the residue composition itself beside the mean, from the chosen "kernel 5" recipe
     "kernel 5 + composition": {"model.kernel_sizes": (5,), "model.pool": "mean+length+composition"},
+    # third round: a learnt weighting of the residues beside the plain mean
+    "kernel 5 + attention": {"model.kernel_sizes": (5,), "model.pool": "mean+attention+length"},
 }
 
 

@@ -15,9 +15,11 @@ from data.device import check_device
 from data.errors import UserError
 
 HEADS = ("features", "map", "both")
-# What the features head reads of each protein (StudentModel.pool): "+"-joined parts of max, mean, length and
-# composition (the fractions of the 20 standard residues, what the composition baselines read).
-POOLS = ("max", "max+mean", "max+mean+length", "max+length", "mean", "mean+length", "mean+length+composition")
+# What the features head reads of each protein (StudentModel.pool): "+"-joined parts of max, mean, attention (a
+# learnt softmax weighting of the residues), length and composition (the fractions of the 20 standard residues, what
+# the composition baselines read).
+POOLS = ("max", "max+mean", "max+mean+length", "max+length", "mean", "mean+length", "mean+length+composition",
+         "mean+attention+length")
 MAP_LOSSES = ("mse", "kl", "bce", "rank", "marginal")
 MAP_PAIRS = ("all", "positives")
 MAP_TARGETS = ("contact", "attention")
@@ -34,8 +36,9 @@ class ModelConfig:
     channels: tuple[int, ...] = (32,)  # output channels of each conv layer; the last is the feature size D
     kernel_sizes: tuple[int, ...] = (5,)  # odd, one per conv layer
     head: str = "both"  # features | map | both
-    # max: which residue patterns occur; mean: how often; length: the log of the protein's length; composition:
-    # the residue fractions themselves, so that the features head holds the pair-composition baseline exactly.
+    # max: which residue patterns occur; mean: how often; attention: a softmax-weighted mean whose weights the
+    # model learns (which residues matter); length: the log of the protein's length; composition: the residue
+    # fractions themselves, so that the features head holds the pair-composition baseline exactly.
     # Checkpoints written before this field read as "max" (`from_dict`).
     pool: str = "mean+length"
     # Standardise the pooled features (batch norm, one set of statistics for A and B) before the features head: a
@@ -71,7 +74,8 @@ class ModelConfig:
     def pooled_dim(self) -> int:
         """Size of one protein's pooled features (StudentModel.pool)."""
         parts = self.pool_parts
-        return (self.feature_dim * (("max" in parts) + ("mean" in parts)) + ("length" in parts)
+        per_feature = ("max" in parts) + ("mean" in parts) + ("attention" in parts)
+        return (self.feature_dim * per_feature + ("length" in parts)
                 + N_STANDARD * ("composition" in parts))
 
     @property

@@ -78,6 +78,8 @@ class StudentModel(nn.Module):
         # Calibration of the map logits: featA @ featB.T after ReLU is never negative.
         self.map_scale = nn.Parameter(torch.tensor(1.0))
         self.map_bias = nn.Parameter(torch.tensor(float(config.map_bias_init)))
+        if "attention" in config.pool_parts:
+            self.attention = nn.Linear(dim, 1)  # a residue's pooling score from its features
         if config.head in ("features", "both"):
             if config.pool_norm:
                 self.pool_norm = nn.BatchNorm1d(config.pooled_dim, momentum=config.bn_momentum)
@@ -105,9 +107,9 @@ class StudentModel(nn.Module):
 
     def pool(self, feat: torch.Tensor, mask: torch.Tensor, length: torch.Tensor | None = None,
              tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """What the features head reads of each protein, over real residues only, by `ModelConfig.pool`: the max
-        and/or the mean of the features (B, L, D) => (B, D) each, the centred log length (B, 1) and the residue
-        composition (B, 20), concatenated in that order to (B, pooled_dim). `length` (B,): the proteins' whole
+        """What the features head reads of each protein, over real residues only, by `ModelConfig.pool`: the max,
+        the mean and/or the attention-weighted mean of the features (B, L, D) => (B, D) each, the centred log length
+        (B, 1) and the residue composition (B, 20), concatenated in that order to (B, pooled_dim). `length` (B,): the proteins' whole
         lengths when they were cropped (training); by default the mask's. `tokens` (B, L): needed by the
         composition part."""
         parts = self.config.pool_parts
@@ -116,6 +118,10 @@ class StudentModel(nn.Module):
             pooled.append(feat.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1))
         if "mean" in parts:
             pooled.append(self.mean_pool(feat, mask))
+        if "attention" in parts:
+            scores = self.attention(feat).squeeze(2).float().masked_fill(~mask, float("-inf"))  # (B, L)
+            weights = torch.softmax(scores, dim=1).to(feat.dtype)
+            pooled.append(torch.einsum("bl,bld->bd", weights, feat))
         if "length" in parts:
             length = mask.sum(dim=1) if length is None else length
             pooled.append(torch.log(length.clamp_min(1).to(feat.dtype))[:, None] - LOG_LENGTH_CENTRE)  # (B, 1)

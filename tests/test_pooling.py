@@ -72,6 +72,25 @@ def test_the_composition_part_is_the_baselines_composition_of_the_real_residues(
         model.pool(model.encode(tokens, mask), mask)
 
 
+def test_the_attention_part_is_a_softmax_weighted_mean_of_the_real_residues(rng):
+    model = StudentModel(ModelConfig(**{**SMALL, "pool": "mean+attention+length"})).eval()
+    assert model.config.pooled_dim == 12 + 12 + 1 and model.features_head[0].in_features == 50
+    tokens, mask = _batch([random_sequence(rng, 9), random_sequence(rng, 4)], 12)
+    feat = model.encode(tokens, mask)
+    with torch.no_grad():
+        model.attention.weight.zero_()
+        model.attention.bias.fill_(3.0)
+    pooled = model.pool(feat, mask)
+    torch.testing.assert_close(pooled[:, 12:24], pooled[:, :12])  # equal scores: the mean over real residues
+    with torch.no_grad():
+        model.attention.weight.normal_()
+    pooled = model.pool(feat, mask)
+    scores = feat[1, :4] @ model.attention.weight[0] + model.attention.bias[0]
+    expected = torch.softmax(scores, dim=0) @ feat[1, :4]
+    torch.testing.assert_close(pooled[1, 12:24], expected)
+    assert not torch.allclose(pooled[1, 12:24], pooled[1, :12])
+
+
 def test_training_passes_the_uncropped_lengths():
     from student.dataset import PairDataset, collate_pairs
 
@@ -82,7 +101,7 @@ def test_training_passes_the_uncropped_lengths():
 
 
 @pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("max+mean+length", True),
-                                        ("mean+length+composition", True)])
+                                        ("mean+length+composition", True), ("mean+attention+length", True)])
 @pytest.mark.parametrize("head", ["features", "both"])
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_outputs_do_not_change_with_padding(head, train_mode, pool, norm, rng):
@@ -97,7 +116,8 @@ def test_outputs_do_not_change_with_padding(head, train_mode, pool, norm, rng):
 
 
 @pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", False), ("mean+length", False),
-                                        ("max+mean+length", True), ("mean+length+composition", True)])
+                                        ("max+mean+length", True), ("mean+length+composition", True),
+                                        ("mean+attention+length", True)])
 @pytest.mark.parametrize("head", ["features", "map", "both"])
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_predictions_are_symmetric(head, pool, norm, train_mode, rng):
@@ -112,7 +132,7 @@ def test_predictions_are_symmetric(head, pool, norm, train_mode, rng):
 
 
 @pytest.mark.parametrize("pool, norm", [("max+mean", False), ("max+mean+length", True),
-                                        ("mean+length+composition", True)])
+                                        ("mean+length+composition", True), ("mean+attention+length", True)])
 def test_the_screener_scores_what_predict_scores(tmp_path, pool, norm, rng):
     from data.fasta import write_fasta
     from student.checkpoint import save_checkpoint
