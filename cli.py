@@ -410,7 +410,8 @@ training_options = options(
     option(ModelConfig, "hidden", type=int, help="Hidden units of the classifier MLPs."),
     option(ModelConfig, "pool", type=click.Choice(POOLS),
            help="What the features head reads of each protein: max (which patterns occur), mean (how often: "
-                "composition), length (its log length), joined by +."),
+                "composition), attention (a learnt weighting of the residues), length (its log length), composition "
+                "(the residue fractions), joined by +."),
     option(ModelConfig, "pool_norm", "--pool-norm/--no-pool-norm",
            help="Standardise the pooled features (batch norm) before the features head."),
     option(TrainConfig, "balance_classes", "--balance-classes/--no-balance-classes",

@@ -90,6 +90,11 @@ def load_run_data(config: TrainConfig) -> RunData:
     return RunData(parts["train"], parts["valid"], parts["test"], cache, stats, file_sha256(config.pairs))
 
 
+# Below this many guaranteed epochs a run with a map term is warned about (docs/results.md, section 2: "train's
+# 6-epoch default cuts the map term short").
+SHORT_MAP_SCHEDULE = 10
+
+
 def resolve_config(config: TrainConfig, data: RunData) -> TrainConfig:
     """Write the values derived from the data back into a copy of the config."""
     labels = np.array([p.label for p in data.train])
@@ -105,6 +110,10 @@ def resolve_config(config: TrainConfig, data: RunData) -> TrainConfig:
         config.teacher_fingerprint = data.cache.fingerprint
         config.teacher_random_weights = data.cache.random_weights
         config.model.semantic_dim = data.cache.embedding_dim if config.beta_sem > 0 else 0
+        if config.alpha_map > 0 and config.min_epochs < SHORT_MAP_SCHEDULE:
+            log.warning("a map term with --min-epochs %d: on the planted benchmark its classifier only learnt after "
+                        "5-10 epochs, and early stopping before then cut it short (docs/results.md, section 2, "
+                        "which ran --epochs 40 --patience 4 --min-epochs 25)", config.min_epochs)
     config.map_norm_note = {
         "mass": "map loss summed over real cells / max(teacher map mass, map_mean_target x cells, 1), mean over "
                 "pairs",

@@ -202,6 +202,21 @@ def test_class_weighting_can_be_switched_off(tmp_path: Path) -> None:
     assert resolve_config(replace(weighted, balance_classes=False), data).pos_weight == 1.0
 
 
+def test_a_map_term_with_a_short_guaranteed_schedule_is_warned_about(tmp_path: Path, caplog) -> None:
+    from student.trainer import SHORT_MAP_SCHEDULE, load_run_data, resolve_config
+
+    files = make_problem(tmp_path)
+    config = tiny_config(files, tmp_path / "w", alpha_map=1.0)
+    data = load_run_data(config)
+    with caplog.at_level("WARNING", logger="student.trainer"):
+        resolve_config(config, data)
+        assert "--min-epochs 0" in caplog.text
+        caplog.clear()
+        resolve_config(replace(config, min_epochs=SHORT_MAP_SCHEDULE), data)
+        resolve_config(replace(config, alpha_map=0.0), data)  # labels (and semantics) only: nothing to wait for
+        assert caplog.text == ""
+
+
 def test_min_epochs_holds_early_stopping_back(tmp_path: Path) -> None:
     """With a learning rate of 0 and frozen batch-norm statistics no epoch after the first improves: patience 1
     stops after 2 epochs, unless min_epochs asks for more; the run never exceeds `epochs`."""
