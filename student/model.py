@@ -109,8 +109,8 @@ class StudentModel(nn.Module):
              tokens: torch.Tensor | None = None) -> torch.Tensor:
         """What the features head reads of each protein, over real residues only, by `ModelConfig.pool`: the max,
         the mean and/or the attention-weighted mean of the features (B, L, D) => (B, D) each, the centred log length
-        (B, 1) and the residue composition (B, 20), concatenated in that order to (B, pooled_dim). `length` (B,): the proteins' whole
-        lengths when they were cropped (training); by default the mask's. `tokens` (B, L): needed by the
+        (B, 1) and the residue composition (B, 20), concatenated in that order to (B, pooled_dim). `length` (B,): the
+        proteins' whole lengths when they were cropped (training); by default the mask's. `tokens` (B, L): needed by the
         composition part."""
         parts = self.config.pool_parts
         pooled = []
