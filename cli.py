@@ -31,8 +31,8 @@ from data.synth import BACKGROUNDS, TEACHER_PRESETS, SynthConfig
 from data.synth import PRESETS as SYNTH_PRESETS
 from data.version import TOOL_VERSION
 from demo import DemoConfig
-from student.config import (HEADS, MAP_LOSSES, MAP_NORMS, MAP_PAIRS, MAP_TARGETS, POOLS, SPLITS, EvaluateConfig,
-                            ModelConfig, PredictConfig, TrainConfig)
+from student.config import (HEADS, MAP_LOSSES, MAP_NORMS, MAP_PAIRS, MAP_TARGETS, PAIR_TERMS, POOLS, SPLITS,
+                            EvaluateConfig, ModelConfig, PredictConfig, TrainConfig)
 from student.evaluation.config import AblateConfig, EvaluateMapsConfig
 from student.screening.config import COARSE_PRECISIONS, ScreenConfig
 from teacher_cache.teachers.config import PrecomputeConfig, RandomTeacherConfig, StructureCacheConfig
@@ -412,6 +412,8 @@ training_options = options(
            help="What the features head reads of each protein: max (which patterns occur), mean (how often: "
                 "composition), attention (a learnt weighting of the residues), length (its log length), composition "
                 "(the residue fractions), joined by +."),
+    option(ModelConfig, "pair_terms", type=click.Choice(PAIR_TERMS),
+           help="How the features head combines the two pooled proteins: sum, product, |difference|, joined by +."),
     option(ModelConfig, "pool_norm", "--pool-norm/--no-pool-norm",
            help="Standardise the pooled features (batch norm) before the features head."),
     option(TrainConfig, "balance_classes", "--balance-classes/--no-balance-classes",

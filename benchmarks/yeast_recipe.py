@@ -51,6 +51,9 @@ VARIANTS = {
     "kernel 5 + composition": {"model.kernel_sizes": (5,), "model.pool": "mean+length+composition"},
     # third round: a learnt weighting of the residues beside the plain mean
     "kernel 5 + attention": {"model.kernel_sizes": (5,), "model.pool": "mean+attention+length"},
+    # fourth round: |a - b| beside the sum and product of the pooled proteins; a smaller step for the whole part
+    "kernel 5 + difference": {"model.kernel_sizes": (5,), "model.pair_terms": "sum+product+difference"},
+    "kernel 5 + lr 3e-4": {"model.kernel_sizes": (5,), "lr": 3e-4},
 }
 
 

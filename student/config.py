@@ -20,6 +20,9 @@ HEADS = ("features", "map", "both")
 # the composition baselines read).
 POOLS = ("max", "max+mean", "max+mean+length", "max+length", "mean", "mean+length", "mean+length+composition",
          "mean+attention+length")
+# How the features head combines the two pooled proteins (StudentModel.head), every term symmetric in A and B:
+# sum, elementwise product, and the absolute difference |a - b| (how unalike the two are, per feature).
+PAIR_TERMS = ("sum+product", "sum+product+difference")
 MAP_LOSSES = ("mse", "kl", "bce", "rank", "marginal")
 MAP_PAIRS = ("all", "positives")
 MAP_TARGETS = ("contact", "attention")
@@ -45,6 +48,7 @@ class ModelConfig:
     # mean over hundreds of residues varies little between proteins, and the head learns slowly from inputs that
     # barely move (what StandardScaler does for the composition baselines). Configs saved before the field: off.
     pool_norm: bool = True
+    pair_terms: str = "sum+product"
     hidden: int = 64  # hidden units of the classifier MLPs
     dropout: float = 0.1
     map_topk: int = 16  # cells averaged by the map head's top-k statistic
@@ -59,6 +63,8 @@ class ModelConfig:
             raise UserError(f"unknown head {self.head!r} (one of {', '.join(HEADS)})")
         if self.pool not in POOLS:
             raise UserError(f"unknown pool {self.pool!r} (one of {', '.join(POOLS)})")
+        if self.pair_terms not in PAIR_TERMS:
+            raise UserError(f"unknown pair terms {self.pair_terms!r} (one of {', '.join(PAIR_TERMS)})")
         if len(self.channels) != len(self.kernel_sizes) or not self.channels:
             raise UserError(f"need one kernel size per conv layer (channels {self.channels}, "
                             f"kernel sizes {self.kernel_sizes})")

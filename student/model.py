@@ -83,7 +83,8 @@ class StudentModel(nn.Module):
         if config.head in ("features", "both"):
             if config.pool_norm:
                 self.pool_norm = nn.BatchNorm1d(config.pooled_dim, momentum=config.bn_momentum)
-            self.features_head = nn.Sequential(nn.Linear(2 * config.pooled_dim, config.hidden), nn.ReLU(),
+            n_terms = len(config.pair_terms.split("+"))
+            self.features_head = nn.Sequential(nn.Linear(n_terms * config.pooled_dim, config.hidden), nn.ReLU(),
                                                nn.Dropout(config.dropout), nn.Linear(config.hidden, 1))
         if config.head in ("map", "both"):
             self.map_head = nn.Sequential(nn.Linear(3, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1))
@@ -169,7 +170,10 @@ class StudentModel(nn.Module):
                 batch = pooled_a.shape[0]
                 both = self.pool_norm(torch.cat([pooled_a, pooled_b]))  # (2B, P): one set of statistics for A, B
                 pooled_a, pooled_b = both[:batch], both[batch:]
-            combined = torch.cat([pooled_a + pooled_b, pooled_a * pooled_b], dim=1)  # (B, 2P), symmetric in A, B
+            terms = [pooled_a + pooled_b, pooled_a * pooled_b]
+            if self.config.pair_terms == "sum+product+difference":
+                terms.append((pooled_a - pooled_b).abs())
+            combined = torch.cat(terms, dim=1)  # (B, n_terms x P), each term symmetric in A and B
             logit = logit + self.features_head(combined).squeeze(1).float()
         if self.uses_map:
             logit = logit + self.map_head(map_stats.to(pooled_a.dtype)).squeeze(1).float()

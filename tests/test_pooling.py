@@ -91,6 +91,32 @@ def test_the_attention_part_is_a_softmax_weighted_mean_of_the_real_residues(rng)
     assert not torch.allclose(pooled[1, 12:24], pooled[1, :12])
 
 
+def test_the_difference_pair_term_is_the_absolute_difference_of_the_standardised_pools(rng):
+    model = StudentModel(ModelConfig(head="features", **{**SMALL, "pair_terms": "sum+product+difference"})).eval()
+    assert model.features_head[0].in_features == 3 * 24
+    a, b = torch.randn(3, 24), torch.randn(3, 24)
+    seen = {}
+    model.features_head.register_forward_hook(lambda module, inputs, output: seen.update(x=inputs[0]))
+    model.head(a, b, None)
+    a_norm, b_norm = model.pool_norm(torch.cat([a, b])).split(3)
+    torch.testing.assert_close(seen["x"], torch.cat([a_norm + b_norm, a_norm * b_norm, (a_norm - b_norm).abs()], 1))
+    with pytest.raises(UserError, match="unknown pair terms"):
+        ModelConfig(pair_terms="sum+ratio")
+
+
+@pytest.mark.parametrize("head", ["features", "both"])
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_the_difference_pair_term_keeps_symmetry_and_the_padding_guarantee(head, train_mode, rng):
+    torch.manual_seed(0)
+    config = ModelConfig(head=head, dropout=0.0, **{**SMALL, "pair_terms": "sum+product+difference"})
+    model = _perturbed(StudentModel(config)).train(train_mode)
+    seqs_a = [random_sequence(rng, n) for n in (7, 15)]
+    seqs_b = [random_sequence(rng, n) for n in (12, 5)]
+    ab = model(*_batch(seqs_a), *_batch(seqs_b))["logit"]
+    torch.testing.assert_close(ab, model(*_batch(seqs_b), *_batch(seqs_a))["logit"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(ab, model(*_batch(seqs_a, 30), *_batch(seqs_b, 27))["logit"], atol=1e-5, rtol=0)
+
+
 def test_training_passes_the_uncropped_lengths():
     from student.dataset import PairDataset, collate_pairs
 
