@@ -48,7 +48,7 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     from student.config import EvaluateConfig, ModelConfig, PredictConfig, TrainConfig
     from student.evaluation.evaluate import evaluate
     from student.predict import run_predict
-    from student.trainer import train
+    from student.trainer import SHORT_MAP_SCHEDULE, train
     from data.synth import SynthConfig
     from teacher_cache.teachers.config import PrecomputeConfig
     from teacher_cache.teachers.precompute import run_precompute
@@ -82,8 +82,8 @@ def run_demo(config: DemoConfig, progress: bool = False) -> DemoResult:
     # 3. stage two on the oracle cache; then the held-out test part beside the baselines
     run_dir = out / "run"
     train(TrainConfig(pairs=str(synth.pairs), fasta=str(synth.fasta), cache=str(synth.cache), out=str(run_dir),
-                      epochs=config.epochs, seed=config.seed, overwrite=config.overwrite,
-                      model=ModelConfig(head="map")), progress=progress)
+                      epochs=config.epochs, min_epochs=min(config.epochs, SHORT_MAP_SCHEDULE), seed=config.seed,
+                      overwrite=config.overwrite, model=ModelConfig(head="map")), progress=progress)
     report = evaluate(EvaluateConfig(checkpoint=str(run_dir / "best.pt"), pairs=str(synth.pairs),
                                      fasta=str(synth.fasta), cache=str(synth.cache), split="test", baselines=True))
     log.info("3/4 trained and evaluated: %s", run_dir)
