@@ -43,14 +43,16 @@ def _read_pid(fd: int) -> int | None:
 
 class FileLock:
     """`with FileLock(target):` -- hold `TARGET.lock` exclusively, or raise `error` (LockedError by default)
-    naming the target. `what` names the target in messages ("cache", "run directory", ...)."""
+    naming the target. `what` names the target in messages ("cache", "run directory", ...). `wait=True` blocks
+    until the holder lets go instead of raising: for short read-modify-write sections that processes share."""
 
     error: type[UserError] = LockedError
 
-    def __init__(self, target: str | Path, what: str | None = None):
+    def __init__(self, target: str | Path, what: str | None = None, wait: bool = False):
         self.target = Path(target)
         self.path = Path(f"{target}.lock")
         self.what = what
+        self.wait = wait
         self._fd: int | None = None
 
     def __enter__(self) -> "FileLock":
@@ -61,7 +63,7 @@ class FileLock:
                 raise self.error(f"cannot write {self.target}: directory {self.path.parent} does not exist") from None
             raise self.error(f"cannot create lock file {self.path}: {exc.strerror}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_pid(fd)
             os.close(fd)

@@ -174,3 +174,24 @@ def test_settings_saved_before_new_model_fields_still_match(synth_dir, tmp_path)
     with pytest.raises(UserError, match="other settings"):
         run_ablation(_config(synth_dir, tmp_path / "a", model=replace(TINY_MODEL, pool_norm=True)),
                      train_fn=FakeTrainer())
+
+
+def test_two_ablations_into_one_folder_keep_each_others_rows(synth_dir, tmp_path):
+    """One seed per process into a shared folder: while this ablation trains seed 0, another (simulated by a
+    nested call) finishes seed 1. Each reads the file before it adds its own row, so neither row is lost, and the
+    first then skips what the other already ran."""
+    out = tmp_path / "shared"
+    other = FakeTrainer()
+
+    class Racing(FakeTrainer):
+        def __call__(self, config: TrainConfig) -> dict:
+            if not other.configs:
+                run_ablation(_config(synth_dir, out, losses=("ce",), seeds=(1,)), train_fn=other)
+            return super().__call__(config)
+
+    first = Racing()
+    result = run_ablation(_config(synth_dir, out, losses=("ce",), seeds=(0, 1)), train_fn=first)
+    assert [c.seed for c in first.configs] == [0] and [c.seed for c in other.configs] == [1]
+    assert (result.ran, result.skipped) == (1, 1)
+    assert sorted(r["seed"] for r in _read(out / "results.csv")) == ["0", "1"]
+    assert not (out / "results.csv.lock").exists()

@@ -103,6 +103,25 @@ def test_cache_merge_is_refused_while_another_writer_holds_the_lock(tmp_path, rn
     assert not out.exists()
 
 
+def test_a_waiting_lock_blocks_until_the_holder_lets_go(tmp_path):
+    import threading
+
+    path = tmp_path / "results.csv"
+    with Holder(path) as holder:
+        got = threading.Event()
+
+        def take_it():
+            with FileLock(path, wait=True):
+                got.set()
+
+        waiter = threading.Thread(target=take_it)
+        waiter.start()
+        assert not got.wait(0.5)  # held by the other process: the waiter neither raises nor proceeds
+        holder.release.set()
+        waiter.join(30)
+    assert got.is_set()
+
+
 def test_stale_partial_and_lock_of_a_killed_merge_are_cleaned(tmp_path, rng):
     seqs = [(random_sequence(rng, 10), random_sequence(rng, 12))]
     source = write_random_cache(tmp_path / "shard0.h5", seqs)

@@ -27,6 +27,7 @@ import numpy as np
 from data.atomic import atomic_path, check_outputs, write_text_atomic
 from data.errors import UserError
 from data.fasta import read_fasta
+from data.lock import FileLock
 from data.pairs import Pair, read_pairs
 from student.config import HEADS, ModelConfig, TrainConfig
 from student.evaluation.config import LOSS_SETTINGS, SHARED_SETTING_NAMES, AblateConfig
@@ -207,6 +208,20 @@ def read_results(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _key(row: dict[str, str]) -> tuple[str, ...]:
+    return tuple(row[c] for c in KEY_COLUMNS)
+
+
+def add_result(path: Path, row: dict[str, str]) -> list[dict[str, str]]:
+    """Add one run's row to the results file and return all its rows. The file is re-read under a lock, so two
+    ablations writing into one folder (say, one seed each) keep each other's rows; a row of the same key replaces
+    the older one."""
+    with FileLock(path, "results file", wait=True):
+        rows = [r for r in read_results(path) if _key(r) != _key(row)] + [row]
+        write_results(path, rows)
+    return rows
+
+
 def write_results(path: Path, rows: list[dict[str, str]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
@@ -270,10 +285,10 @@ def run_ablation(config: AblateConfig, train_fn: TrainFn | None = None,
         torch.set_num_threads(config.threads)
     results_path = out / "results.csv"
     rows = read_results(results_path)
-    done = {tuple(row[c] for c in KEY_COLUMNS) for row in rows}
     ran = skipped = 0
     for spec in grid(config):
-        if spec.key in done:
+        rows = read_results(results_path)  # another ablate into the same folder may have added rows meanwhile
+        if spec.key in {_key(row) for row in rows}:
             skipped += 1
             continue
         if progress is not None:
@@ -286,9 +301,7 @@ def run_ablation(config: AblateConfig, train_fn: TrainFn | None = None,
         map_precision = {part: contact_map_precision(checkpoint, pairs, config.cache, config.pairs)
                          for part, pairs in parts.items()} if checkpoint.exists() else {}
         row = result_row(spec, result, seconds, config.epochs, map_precision, code)
-        rows.append(row)
-        done.add(spec.key)
-        write_results(results_path, rows)
+        rows = add_result(results_path, row)
         ran += 1
         if progress is not None:
             progress(spec, row)
