@@ -7,7 +7,8 @@ semantic weight only when it has the semantic term, so rows that ran the same th
 ablation into the same directory with another map loss reuses the CE-only rows.
 
 Outputs in `out`: results.csv (one row per finished run, rewritten atomically after each run; a re-run skips
-the rows already there, so a killed ablation resumes), summary.md (mean ± std over seeds), learning_curve.png,
+the rows already there, so a killed ablation resumes; ablations running at once into one directory, say one seed
+each, add their rows under a lock and keep each other's), summary.md (mean ± std over seeds), learning_curve.png,
 ablate.json (the settings shared by every run; a re-run with other shared settings is refused), runs/<name>/
 (each run's own output directory).
 """
