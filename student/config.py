@@ -88,6 +88,10 @@ class ModelConfig:
     def pool_parts(self) -> tuple[str, ...]:
         return tuple(self.pool.split("+"))
 
+    @property
+    def pair_term_parts(self) -> tuple[str, ...]:
+        return tuple(self.pair_terms.split("+"))
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["channels"], out["kernel_sizes"] = list(self.channels), list(self.kernel_sizes)

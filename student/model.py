@@ -83,7 +83,7 @@ class StudentModel(nn.Module):
         if config.head in ("features", "both"):
             if config.pool_norm:
                 self.pool_norm = nn.BatchNorm1d(config.pooled_dim, momentum=config.bn_momentum)
-            n_terms = len(config.pair_terms.split("+"))
+            n_terms = len(config.pair_term_parts)
             self.features_head = nn.Sequential(nn.Linear(n_terms * config.pooled_dim, config.hidden), nn.ReLU(),
                                                nn.Dropout(config.dropout), nn.Linear(config.hidden, 1))
         if config.head in ("map", "both"):
@@ -171,7 +171,7 @@ class StudentModel(nn.Module):
                 both = self.pool_norm(torch.cat([pooled_a, pooled_b]))  # (2B, P): one set of statistics for A, B
                 pooled_a, pooled_b = both[:batch], both[batch:]
             terms = [pooled_a + pooled_b, pooled_a * pooled_b]
-            if self.config.pair_terms == "sum+product+difference":
+            if "difference" in self.config.pair_term_parts:
                 terms.append((pooled_a - pooled_b).abs())
             combined = torch.cat(terms, dim=1)  # (B, n_terms x P), each term symmetric in A and B
             logit = logit + self.features_head(combined).squeeze(1).float()

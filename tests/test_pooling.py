@@ -91,7 +91,7 @@ def test_the_attention_part_is_a_softmax_weighted_mean_of_the_real_residues(rng)
     assert not torch.allclose(pooled[1, 12:24], pooled[1, :12])
 
 
-def test_the_difference_pair_term_is_the_absolute_difference_of_the_standardised_pools(rng):
+def test_the_difference_pair_term_is_the_absolute_difference_of_the_standardised_pools():
     model = StudentModel(ModelConfig(head="features", **{**SMALL, "pair_terms": "sum+product+difference"})).eval()
     assert model.features_head[0].in_features == 3 * 24
     a, b = torch.randn(3, 24), torch.randn(3, 24)
