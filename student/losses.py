@@ -104,6 +104,7 @@ def map_loss(map_logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     logits = map_logits.float()
     valid_f = valid.to(logits.dtype)
     target = target.float() * valid_f
+    peak = target.amax(dim=(1, 2))  # the teacher's own peak, before a top-k target makes every peak 1
     if top_target > 0:
         target = top_cells(target, valid, top_target)
     weight = torch.ones(logits.shape[0], dtype=logits.dtype, device=logits.device)
@@ -116,7 +117,7 @@ def map_loss(map_logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
     elif pairs != "all":
         raise ValueError(f"unknown map-loss pairs {pairs!r}")
     if confidence:
-        weight = weight * target.amax(dim=(1, 2))
+        weight = weight * peak
     if kind == "rank":
         per_pair, has_cells = _rank(logits, target, valid, rank_k)
         weight = weight * has_cells.to(logits.dtype)

@@ -213,6 +213,18 @@ def test_confidence_weights_pairs_by_the_teachers_peak():
     assert abs(float(weighted - rest)) < 0.05 * float(rest)
 
 
+def test_confidence_reads_the_teachers_peak_under_a_top_target():
+    """With top_target the target is 0/1 (every peak 1); the weight must still be the teacher's own peak."""
+    logits, target, valid, labels = _problem()
+    scaled = target.clone()
+    scaled[0] *= 0.01
+    for kind in ("marginal", "bce"):
+        weighted = map_loss(logits.detach(), scaled, valid, kind, confidence=True, top_target=4)
+        rest = map_loss(logits.detach()[1:], target[1:], valid[1:], kind, confidence=True, top_target=4)
+        plain = map_loss(logits.detach(), scaled, valid, kind, top_target=4)
+        assert abs(float(weighted - rest)) < 0.05 * float(rest) and abs(float(plain - rest)) > 0.05 * float(rest)
+
+
 def test_top_target_is_the_teachers_top_cells_as_a_binary_map():
     """top_target=k: the loss equals the plain loss against a 0/1 map of each teacher map's k best valid cells
     (no cell where the teacher is 0), so background strength and noise below the top cells do not enter."""
