@@ -159,6 +159,13 @@ def fasta_option(help: str = "Sequences of every id in --pairs.", required: bool
     return click.option("--fasta", "fasta", required=required, type=click.Path(dir_okay=False), help=help)
 
 
+def unlabelled_option():
+    return click.option("--unlabelled-pairs", "unlabelled_pairs", type=click.Path(dir_okay=False), default=None,
+                        help="Pairs table (id_a id_b; a label column is not read) whose teacher maps and embeddings "
+                             "train the map and semantic terms only. Pairs with a validation or test protein are "
+                             "left out.")
+
+
 def device_option(config: type):
     return option(config, "device", help=DEVICE_HELP)
 
@@ -435,6 +442,7 @@ def train_config(params: dict[str, Any], config: type = TrainConfig, **extra: An
 @fasta_option()
 @click.option("--cache", "cache", type=click.Path(dir_okay=False),
               help="Teacher cache from `precompute` (without one: labels only, no map or semantic loss).")
+@unlabelled_option()
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Run directory: best.pt, last.pt, metrics.json, history.csv, config.json.")
 @option(ModelConfig, "head", type=click.Choice(HEADS),
@@ -604,6 +612,7 @@ def synth(ctx: click.Context, out: str, overwrite: bool, preset: str | None, tea
 @pairs_option("Pairs table with label and split columns.", required=False)
 @fasta_option("FASTA of the pairs' proteins.", required=False)
 @click.option("--cache", "cache", type=click.Path(dir_okay=False), help="Teacher cache.")
+@unlabelled_option()
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Run directory (resumed if it exists).")
 @option(AblateConfig, "heads")

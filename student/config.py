@@ -110,6 +110,9 @@ class TrainConfig:
     pairs: str = ""
     fasta: str = ""
     cache: str | None = None  # teacher cache; without one, training uses labels only (alpha_map = beta_sem = 0)
+    # pairs table whose pairs train only the map and semantic terms (labels, if any, are not read); see
+    # student.trainer.unlabelled_part for which are left out
+    unlabelled_pairs: str | None = None
     out: str = ""
     # loss
     map_loss: str = "marginal"  # marginal | bce | rank | mse | kl (student.losses); default: docs/results.md section 2

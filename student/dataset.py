@@ -136,6 +136,7 @@ class PairDataset(Dataset):
         start_a, stop_a = crop_window(len(pair.seq_a), self.max_len, rng)
         start_b, stop_b = crop_window(len(pair.seq_b), self.max_len, rng)
         item = {"index": index, "label": float(pair.label if pair.label is not None else 0),
+                "labelled": pair.label is not None,
                 "tokens_a": self.tokens[pair.seq_a][start_a:stop_a],
                 "tokens_b": self.tokens[pair.seq_b][start_b:stop_b],
                 "length_a": len(pair.seq_a), "length_b": len(pair.seq_b)}  # before cropping
@@ -148,8 +149,8 @@ class PairDataset(Dataset):
 
 
 def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
-    """Right-pad a list of examples into a batch: tokens/masks (B, L), target (B, La, Lb), label (B,), the
-    proteins' lengths before cropping (B,)."""
+    """Right-pad a list of examples into a batch: tokens/masks (B, L), target (B, La, Lb), label (B,) and whether
+    the pair has one (B,), the proteins' lengths before cropping (B,)."""
     len_a = max(len(it["tokens_a"]) for it in items)
     len_b = max(len(it["tokens_b"]) for it in items)
     tokens_a = torch.full((len(items), len_a), PAD_INDEX, dtype=torch.long)
@@ -159,6 +160,7 @@ def collate_pairs(items: list[dict]) -> dict[str, torch.Tensor]:
         tokens_b[row, : len(it["tokens_b"])] = torch.from_numpy(it["tokens_b"])
     batch = {"tokens_a": tokens_a, "mask_a": tokens_a != PAD_INDEX, "tokens_b": tokens_b,
              "mask_b": tokens_b != PAD_INDEX, "label": torch.tensor([it["label"] for it in items]),
+             "labelled": torch.tensor([it["labelled"] for it in items], dtype=torch.bool),
              "index": torch.tensor([it["index"] for it in items]),
              "length_a": torch.tensor([it["length_a"] for it in items]),
              "length_b": torch.tensor([it["length_b"] for it in items])}

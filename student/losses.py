@@ -156,9 +156,15 @@ def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
                alpha_map: float, beta_sem: float, map_kind: str, map_norm: str, mean_density: float = 0.0,
                map_pairs: str = "all", map_confidence: bool = False, map_rank_k: int = 16,
                map_top_target: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts."""
-    parts = {"ce": classification_loss(outputs["logit"], batch["label"], pos_weight)}
-    loss = parts["ce"]
+    """CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts. CE is the mean over the
+    batch's labelled pairs (`batch["labelled"]`); a batch of unlabelled pairs only has no CE part."""
+    parts = {}
+    labelled = batch.get("labelled")
+    if labelled is None or bool(labelled.all()):
+        parts["ce"] = classification_loss(outputs["logit"], batch["label"], pos_weight)
+    elif bool(labelled.any()):
+        parts["ce"] = classification_loss(outputs["logit"][labelled], batch["label"][labelled], pos_weight)
+    loss = parts["ce"] if "ce" in parts else outputs["logit"].sum() * 0.0
     if alpha_map > 0 and "target" in batch:
         valid = batch["mask_a"][:, :, None] & batch["mask_b"][:, None, :]
         parts["map"] = map_loss(outputs["map"], batch["target"], valid, map_kind, map_norm, batch.get("has_target"),

@@ -57,6 +57,7 @@ class RunData:
     cache: TeacherCache | None
     split: dict = field(default_factory=dict)
     pairs_sha256: str = ""
+    unlabelled: list[Pair] = field(default_factory=list)  # map and semantic terms only (label None)
 
 
 # -- data ---------------------------------------------------------------------------------------------------------
@@ -83,11 +84,53 @@ def load_run_data(config: TrainConfig) -> RunData:
                         "positive: it needs positives and negatives (early stopping on validation AUPR and the "
                         "decision threshold are computed on it); use a larger --valid-frac, another --seed, or a "
                         "split column with both classes among the `valid` rows")
+    unlabelled: list[Pair] = []
+    if config.unlabelled_pairs:
+        if not config.cache:
+            raise UserError(f"--unlabelled-pairs {config.unlabelled_pairs} needs a teacher cache (--cache): "
+                            "unlabelled pairs teach only through the teacher's maps and embeddings")
+        if config.map_pairs == "positives":
+            raise UserError(f"--unlabelled-pairs {config.unlabelled_pairs} with --map-pairs positives: the map loss "
+                            "would read labels the unlabelled pairs do not have; use --map-pairs all")
+        unlabelled, stats["unlabelled"] = unlabelled_part(config.unlabelled_pairs, sequences, parts)
     cache = None
     if config.cache:
         cache = TeacherCache.open(config.cache)
-        check_cache(parts["train"] + parts["valid"] + parts["test"], cache, need_embeddings=config.beta_sem > 0)
-    return RunData(parts["train"], parts["valid"], parts["test"], cache, stats, file_sha256(config.pairs))
+        check_cache(parts["train"] + parts["valid"] + parts["test"] + unlabelled, cache,
+                    need_embeddings=config.beta_sem > 0)
+    return RunData(parts["train"], parts["valid"], parts["test"], cache, stats, file_sha256(config.pairs),
+                   unlabelled)
+
+
+def unlabelled_part(path: str, sequences: dict[str, str], parts: dict[str, list[Pair]]) -> tuple[list[Pair], dict]:
+    """The pairs of `path` that may train the map and semantic terms, with their labels removed, and counts.
+
+    Left out (and logged): a pair that is also a labelled pair of any part (in training it has its label; in
+    validation or test its map would be trained on), and a pair with a protein of the validation or test part
+    (the student would learn the held-out protein's interface from its teacher map: a leak).
+    """
+    table = read_pairs(path, sequences)
+    labelled = {p.key for part in parts.values() for p in part}
+    held_out = {seq for name in ("valid", "test") for p in parts[name] for seq in (p.seq_a, p.seq_b)}
+    kept, as_labelled, leaking = [], 0, 0
+    for pair in table.pairs:
+        if pair.key in labelled:
+            as_labelled += 1
+        elif pair.seq_a in held_out or pair.seq_b in held_out:
+            leaking += 1
+        else:
+            kept.append(replace(pair, label=None, split="train"))
+    if any(p.label is not None for p in table.pairs):
+        log.info("%s: its label column is not read (unlabelled pairs train the map and semantic terms only)", path)
+    if as_labelled:
+        log.info("%s: left out %d pair(s) that are also labelled pairs", path, as_labelled)
+    if leaking:
+        log.warning("%s: left out %d pair(s) with a protein of the validation or test part (training on their teacher "
+                    "maps would leak the held-out proteins)", path, leaking)
+    if not kept:
+        log.warning("%s: no unlabelled pair is left to train on", path)
+    return kept, {"given": len(table.pairs), "used": len(kept), "left_out_labelled": as_labelled,
+                  "left_out_held_out_protein": leaking}
 
 
 # Below this many guaranteed epochs a run with a map term is warned about (docs/results.md, section 2: "train's
@@ -209,7 +252,8 @@ def train(config: TrainConfig, progress: bool = False,
     if not config.out:
         raise UserError("an output directory (--out) is required")
     out = Path(config.out)
-    inputs = {"--pairs": config.pairs, "--fasta": config.fasta, "--cache": config.cache}
+    inputs = {"--pairs": config.pairs, "--fasta": config.fasta, "--cache": config.cache,
+              "--unlabelled-pairs": config.unlabelled_pairs}
     check_out(out, config.resume, config.overwrite, inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(out, "run directory"):  # two runs on one --out would mix their files: the second is refused
@@ -226,7 +270,11 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
     n_cells = sum(len(p.seq_a) * len(p.seq_b) for p in data.train + data.valid + data.test)
     preload = config.preload if config.preload is not None else n_cells <= config.preload_max_cells
     map_target = config.map_target if data.cache is not None else None
-    train_set = PairDataset(data.train, data.cache, map_target, with_embeddings=config.beta_sem > 0,
+    extra = data.unlabelled
+    if extra and config.alpha_map == 0 and config.beta_sem == 0:
+        log.info("no map or semantic term: the %d unlabelled pair(s) are not used", len(extra))
+        extra = []
+    train_set = PairDataset(data.train + extra, data.cache, map_target, with_embeddings=config.beta_sem > 0,
                             max_len=config.max_len, random_crop=True, seed=config.seed, preload=preload)
     valid_set = PairDataset(data.valid, data.cache, map_target, preload=preload)
     valid_labels_only = PairDataset(data.valid)  # per-epoch validation needs no teacher maps
@@ -288,6 +336,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
             train_set.set_epoch(epoch)
             model.train()
             sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}
             steps = 0
             for batch in loader:
                 batch = to_device(batch, device)
@@ -305,11 +354,12 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                 optimizer.step()
                 scheduler.step()
                 parts["loss"] = loss.detach()
-                for name, value in parts.items():
+                for name, value in parts.items():  # a batch of unlabelled pairs only has no "ce"
                     sums[name] = sums.get(name, 0.0) + value.float()
+                    counts[name] = counts.get(name, 0) + 1
                 steps += 1
                 bar.step(float(loss.detach()) if progress else None)
-            train_means = {name: float(value) / max(steps, 1) for name, value in sums.items()}
+            train_means = {name: float(value) / counts[name] for name, value in sums.items()}
             valid_metrics, _ = evaluate_dataset(model, valid_labels_only, config.batch_size, device,
                                                 pos_weight=config.pos_weight)
             # better AUPR, or the same AUPR (e.g. 1.0 on an easy set) at a lower validation loss
