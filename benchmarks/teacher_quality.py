@@ -20,8 +20,10 @@ one CSV and draws the student's gain over CE-only against the teacher's quality.
     python -m benchmarks.teacher_quality grid --teachers esm-like --variants marginal-top --schedules e40-m25
     python -m benchmarks.teacher_quality report --teachers esm-like --schedules grid,e40-m25 --csv OUT.csv
 
-`--unlabelled` (both steps): the map runs train their map term on the train part's pairs beyond `--n-train` too,
-without their labels (`train --unlabelled-pairs`), in folders `ablate_<teacher>_<schedule>_unl`.
+`--unlabelled all` (both steps): the map runs train their map term on the train part's pairs beyond `--n-train`
+too, without their labels (`train --unlabelled-pairs`), in folders `ablate_<teacher>_<schedule>_unl`;
+`--unlabelled negatives`: only the non-binders among them (as a proteome's random pairs nearly all are; the
+benchmark picks them by label, `train` never reads one), in folders `..._unlneg`.
 """
 from __future__ import annotations
 
@@ -90,32 +92,36 @@ def _run(args: list[str]) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def _folder(runs: Path, name: str, schedule: str, unlabelled: bool = False) -> Path:
+def _folder(runs: Path, name: str, schedule: str, unlabelled: str = "") -> Path:
     """The ablate folder of one teacher (or "ce") under one schedule; the first grid's folders carry no suffix.
     Map runs with the train part's other pairs as unlabelled pairs (`--unlabelled`) have folders of their own."""
     folder = runs / (f"ablate_{name}" if schedule == "grid" else f"ablate_{name}_{schedule}")
-    return folder.with_name(folder.name + "_unl") if unlabelled else folder
+    return folder.with_name(folder.name + UNLABELLED[unlabelled][1]) if unlabelled else folder
 
 
-UNLABELLED_FILE = "unlabelled_train.tsv"
+# --unlabelled: (file in the synth folder, folder suffix, schedule label suffix)
+UNLABELLED = {"all": ("unlabelled_train.tsv", "_unl", "+unl"),
+              "negatives": ("unlabelled_train_negatives.tsv", "_unlneg", "+unl-neg")}
 
 
-def write_unlabelled(synth_dir: Path) -> Path:
-    """Every train-part pair of a synth folder as an unlabelled pairs table (ids only). `train` leaves out the
-    pairs of its own labelled subsample (`--n-train`), so the rest of the train part trains the map term only."""
-    path = synth_dir / UNLABELLED_FILE
+def write_unlabelled(synth_dir: Path, which: str = "all") -> Path:
+    """The train-part pairs of a synth folder (`which`: all, or the negatives only) as an unlabelled pairs table
+    (ids only). `train` leaves out the pairs of its own labelled subsample (`--n-train`), so the rest of the train
+    part trains the map term only."""
+    path = synth_dir / UNLABELLED[which][0]
     if not path.exists():
         lines = (synth_dir / "pairs.tsv").read_text().splitlines()
         header = lines[0].split("\t")
-        a, b, split = header.index("id_a"), header.index("id_b"), header.index("split")
+        a, b, split, label = (header.index(c) for c in ("id_a", "id_b", "split", "label"))
         rows = [f.split("\t") for f in lines[1:]]
-        path.write_text("id_a\tid_b\n" + "".join(f"{r[a]}\t{r[b]}\n" for r in rows if r[split] == "train"))
+        rows = [r for r in rows if r[split] == "train" and (which == "all" or r[label] == "0")]
+        path.write_text("id_a\tid_b\n" + "".join(f"{r[a]}\t{r[b]}\n" for r in rows))
     return path
 
 
 def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], seeds: tuple[int, ...],
              heads: str = "both", n_train: str = "500", lengths: str = "100,200",
-             schedules: tuple[str, ...] = ("grid",), n_pairs: int = 1000, unlabelled: bool = False) -> None:
+             schedules: tuple[str, ...] = ("grid",), n_pairs: int = 1000, unlabelled: str = "") -> None:
     grid_options = ["--heads", heads, "--n-train", n_train]
     low, high = lengths.split(",")
     synth = [*SYNTH[:SYNTH.index("--min-len")], "--min-len", low, "--max-len", high, "--seed", "0"]
@@ -140,7 +146,8 @@ def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], s
             _run(["ablate", "--data", str(ce_data), "--out", str(ce_folder), "--losses", "ce", "--seeds", str(seed),
                   *options])
             for teacher in teachers:
-                extra = ["--unlabelled-pairs", str(write_unlabelled(runs / f"synth_{teacher}"))] if unlabelled else []
+                extra = (["--unlabelled-pairs", str(write_unlabelled(runs / f"synth_{teacher}", unlabelled))]
+                         if unlabelled else [])
                 for variant in variants:
                     _run(["ablate", "--data", str(runs / f"synth_{teacher}"),
                           "--out", str(_folder(runs, teacher, schedule, unlabelled)), "--losses", "ce+map",
@@ -187,14 +194,15 @@ def _teacher_settings(synth_dir: Path) -> dict[str, str]:
 
 
 def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = ("grid",),
-            unlabelled: bool = False) -> list[dict[str, str]]:
-    """Rows of every teacher and schedule; with `unlabelled` the map runs of the `_unl` folders, each schedule
-    labelled `<schedule>+unl` (CE only, which reads no teacher value, from the schedule's own CE folder)."""
+            unlabelled: str = "") -> list[dict[str, str]]:
+    """Rows of every teacher and schedule; with `unlabelled` the map runs of its folders (`_unl`, `_unlneg`), each
+    schedule labelled `<schedule>+unl` (`+unl-neg`); CE only, which reads no teacher value, from the schedule's own
+    CE folder."""
     from student.evaluation.ablate import read_results
 
     out: list[dict[str, str]] = []
     def rows_of(name: str, schedule: str) -> list[dict[str, str]]:
-        path = _folder(runs, name, schedule, unlabelled and name != "ce") / "results.csv"
+        path = _folder(runs, name, schedule, unlabelled if name != "ce" else "") / "results.csv"
         return read_results(path) if path.exists() else []
 
     for schedule in schedules:
@@ -204,9 +212,9 @@ def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = 
                 continue
             settings = _teacher_settings(runs / f"synth_{teacher}")
             rows = rows_of(teacher, schedule)
+            label = schedule + (UNLABELLED[unlabelled][2] if unlabelled else "")
             for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
-                out.append({"teacher": teacher, "schedule": schedule + ("+unl" if unlabelled else ""), **settings,
-                            **row, "variant": _variant(row)})
+                out.append({"teacher": teacher, "schedule": label, **settings, **row, "variant": _variant(row)})
     return out
 
 
@@ -327,9 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-pairs", type=int, default=1000, help="pairs of each synth set (60%% train); a size "
                                                                     "other than the grid's needs its own --runs")
     parser.add_argument("--schedules", default="grid", help=f"comma-separated, of {', '.join(SCHEDULES)}")
-    parser.add_argument("--unlabelled", action="store_true",
-                        help="map runs also train their map term on the train part's pairs beyond --n-train, "
-                             "unlabelled (`train --unlabelled-pairs`), in folders of their own (`..._unl`)")
+    parser.add_argument("--unlabelled", choices=tuple(UNLABELLED), default="",
+                        help="map runs also train their map term on the train part's pairs beyond --n-train (all, or "
+                             "the negatives only), unlabelled (`train --unlabelled-pairs`), in folders of their own")
     parser.add_argument("--csv", default="docs/results/teacher_quality.csv")
     parser.add_argument("--figure", default="docs/results/teacher_quality.png")
     args = parser.parse_args(argv)

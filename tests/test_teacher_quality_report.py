@@ -92,19 +92,20 @@ def test_unlabelled_runs_read_their_own_folders_and_pair_with_the_schedules_ce(t
                                      "A3\tB3\t0\ttrain\nA4\tB4\t1\ttest\n")
     (synth / "cache.h5").write_text("")
     assert teacher_quality.write_unlabelled(synth).read_text() == "id_a\tid_b\nA1\tB1\nA3\tB3\n"
+    assert teacher_quality.write_unlabelled(synth, "negatives").read_text() == "id_a\tid_b\nA3\tB3\n"
     monkeypatch.setattr(teacher_quality, "_teacher_settings", lambda _: {})
     blank = {c: "" for c in RESULT_COLUMNS}
     common = dict(head="both", n_train="500", seed="0", map_pairs="all", map_confidence="False", alpha_map="1",
                   map_top_target="16", aupr="0.5")
-    for folder in (_folder(tmp_path, "ce", "e40-m25"), _folder(tmp_path, "ce", "e40-m25", unlabelled=True)):
+    for folder in (_folder(tmp_path, "ce", "e40-m25"), _folder(tmp_path, "ce", "e40-m25", unlabelled="all")):
         folder.mkdir()
         write_results(folder / "results.csv", [{**blank, **common, "losses": "ce",
                                                 "aupr": "0.5" if folder.name.endswith("m25") else "0.1"}])
     for folder, aupr in ((_folder(tmp_path, "esm-like", "e40-m25"), "0.6"),
-                         (_folder(tmp_path, "esm-like", "e40-m25", unlabelled=True), "0.9")):
+                         (_folder(tmp_path, "esm-like", "e40-m25", unlabelled="all"), "0.9")):
         folder.mkdir()
         write_results(folder / "results.csv", [{**blank, **common, "losses": "ce+map", "map_loss": "marginal",
                                                 "aupr": aupr}])
-    rows = teacher_quality.collect(tmp_path, ("esm-like",), ("e40-m25",), unlabelled=True)
+    rows = teacher_quality.collect(tmp_path, ("esm-like",), ("e40-m25",), unlabelled="all")
     assert [(r["schedule"], r["variant"], r["aupr"]) for r in rows] == [("e40-m25+unl", "ce", "0.5"),
                                                                          ("e40-m25+unl", "marginal-top", "0.9")]
