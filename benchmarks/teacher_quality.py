@@ -212,6 +212,8 @@ def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = 
                 continue
             settings = _teacher_settings(runs / f"synth_{teacher}")
             rows = rows_of(teacher, schedule)
+            if unlabelled and not rows:
+                continue  # no run with unlabelled pairs here: its CE rows would only repeat the schedule's own
             label = schedule + (UNLABELLED[unlabelled][2] if unlabelled else "")
             for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
                 out.append({"teacher": teacher, "schedule": label, **settings, **row, "variant": _variant(row)})
@@ -335,9 +337,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-pairs", type=int, default=1000, help="pairs of each synth set (60%% train); a size "
                                                                     "other than the grid's needs its own --runs")
     parser.add_argument("--schedules", default="grid", help=f"comma-separated, of {', '.join(SCHEDULES)}")
-    parser.add_argument("--unlabelled", choices=tuple(UNLABELLED), default="",
+    parser.add_argument("--unlabelled", default="",
                         help="map runs also train their map term on the train part's pairs beyond --n-train (all, or "
-                             "the negatives only), unlabelled (`train --unlabelled-pairs`), in folders of their own")
+                             "the negatives only), unlabelled (`train --unlabelled-pairs`), in folders of their own; "
+                             "report: a comma-separated list, `none` for the runs without unlabelled pairs")
     parser.add_argument("--csv", default="docs/results/teacher_quality.csv")
     parser.add_argument("--figure", default="docs/results/teacher_quality.png")
     args = parser.parse_args(argv)
@@ -346,14 +349,17 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [s for s in schedules if s not in SCHEDULES]
     if unknown:
         parser.error(f"unknown schedule(s) {', '.join(unknown)} (one of {', '.join(SCHEDULES)})")
+    modes = ["" if m == "none" else m for m in args.unlabelled.split(",")] if args.unlabelled else [""]
+    if any(m and m not in UNLABELLED for m in modes) or (args.step == "grid" and len(modes) > 1):
+        parser.error(f"--unlabelled: one of {', '.join(UNLABELLED)} for grid; a list of them and none for report")
     if args.step == "grid":
         run_grid(runs, teachers, tuple(args.variants.split(",")), tuple(int(s) for s in args.seeds.split(",")),
-                 args.heads, args.n_train, args.lengths, schedules, args.n_pairs, args.unlabelled)
+                 args.heads, args.n_train, args.lengths, schedules, args.n_pairs, modes[0])
         return
-    rows = collect(runs, teachers, schedules, args.unlabelled)
+    rows = [row for mode in modes for row in collect(runs, teachers, schedules, mode)]
     write_csv(Path(args.csv), rows, list(COLUMNS))
     groups = summary(rows)
-    if schedules == ("grid",) and not args.unlabelled:
+    if schedules == ("grid",) and modes == [""]:
         print(markdown(groups, teachers))
         plot(groups, Path(args.figure))
         print(f"wrote {args.csv}, {args.figure}")

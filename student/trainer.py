@@ -9,6 +9,10 @@ clipping, early stopping on validation AUPR), checkpoints and --resume, and the 
     config.json   the resolved TrainConfig
 Randomness: model initialisation and dropout come from torch's generator (seeded, saved in last.pt); batch
 order and crops are drawn from (seed, epoch), so a resumed run repeats the uninterrupted one.
+Unlabelled pairs (`unlabelled_pairs`, see `unlabelled_part`) join the training part's batches; the map and
+semantic terms read them, cross-entropy is the mean over each batch's labelled pairs only (so with few labelled
+pairs per batch each of them weighs more per step than in a run without unlabelled pairs; docs/results.md,
+section 2, "More steps, and unlabelled pairs", says what that did).
 """
 from __future__ import annotations
 
