@@ -28,6 +28,7 @@ benchmark picks them by label, `train` never reads one), in folders `..._unlneg`
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shlex
 import subprocess
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT, write_csv
+from data.atomic import write_text_atomic
 from student.evaluation.ablate import mean_std
 
 TEACHERS = ("esm-like", "oracle", "useless", "good", "poor", "esm-like-quiet")
@@ -109,13 +111,11 @@ def write_unlabelled(synth_dir: Path, which: str = "all") -> Path:
     (ids only). `train` leaves out the pairs of its own labelled subsample (`--n-train`), so the rest of the train
     part trains the map term only."""
     path = synth_dir / UNLABELLED[which][0]
-    if not path.exists():
-        lines = (synth_dir / "pairs.tsv").read_text().splitlines()
-        header = lines[0].split("\t")
-        a, b, split, label = (header.index(c) for c in ("id_a", "id_b", "split", "label"))
-        rows = [f.split("\t") for f in lines[1:]]
-        rows = [r for r in rows if r[split] == "train" and (which == "all" or r[label] == "0")]
-        path.write_text("id_a\tid_b\n" + "".join(f"{r[a]}\t{r[b]}\n" for r in rows))
+    if not path.exists():  # written atomically, so a file that exists is whole
+        with open(synth_dir / "pairs.tsv", encoding="utf-8") as handle:
+            rows = [r for r in csv.DictReader(handle, delimiter="\t")
+                    if r["split"] == "train" and (which == "all" or r["label"] == "0")]
+        write_text_atomic(path, "id_a\tid_b\n" + "".join(f"{r['id_a']}\t{r['id_b']}\n" for r in rows))
     return path
 
 

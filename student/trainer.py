@@ -271,13 +271,13 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
     device = resolve_device(config.device)
     config = resolve_config(config, data)
 
-    n_cells = sum(len(p.seq_a) * len(p.seq_b) for p in data.train + data.valid + data.test)
-    preload = config.preload if config.preload is not None else n_cells <= config.preload_max_cells
-    map_target = config.map_target if data.cache is not None else None
     extra = data.unlabelled
     if extra and config.alpha_map == 0 and config.beta_sem == 0:
         log.info("no map or semantic term: the %d unlabelled pair(s) are not used", len(extra))
         extra = []
+    n_cells = sum(len(p.seq_a) * len(p.seq_b) for p in data.train + extra + data.valid + data.test)
+    preload = config.preload if config.preload is not None else n_cells <= config.preload_max_cells
+    map_target = config.map_target if data.cache is not None else None
     train_set = PairDataset(data.train + extra, data.cache, map_target, with_embeddings=config.beta_sem > 0,
                             max_len=config.max_len, random_crop=True, seed=config.seed, preload=preload)
     valid_set = PairDataset(data.valid, data.cache, map_target, preload=preload)
@@ -341,7 +341,6 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
             model.train()
             sums: dict[str, torch.Tensor] = {}
             counts: dict[str, int] = {}
-            steps = 0
             for batch in loader:
                 batch = to_device(batch, device)
                 with autocast_for(device):
@@ -361,7 +360,6 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                 for name, value in parts.items():  # a batch of unlabelled pairs only has no "ce"
                     sums[name] = sums.get(name, 0.0) + value.float()
                     counts[name] = counts.get(name, 0) + 1
-                steps += 1
                 bar.step(float(loss.detach()) if progress else None)
             train_means = {name: float(value) / counts[name] for name, value in sums.items()}
             valid_metrics, _ = evaluate_dataset(model, valid_labels_only, config.batch_size, device,
