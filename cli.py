@@ -31,8 +31,8 @@ from data.synth import BACKGROUNDS, TEACHER_PRESETS, SynthConfig
 from data.synth import PRESETS as SYNTH_PRESETS
 from data.version import TOOL_VERSION
 from demo import DemoConfig
-from student.config import (HEADS, MAP_LOSSES, MAP_NORMS, MAP_PAIRS, MAP_TARGETS, PAIR_TERMS, POOLS, SPLITS,
-                            EvaluateConfig, ModelConfig, PredictConfig, TrainConfig)
+from student.config import (CE_NORMS, HEADS, MAP_LOSSES, MAP_NORMS, MAP_PAIRS, MAP_TARGETS, PAIR_TERMS, POOLS,
+                            SPLITS, EvaluateConfig, ModelConfig, PredictConfig, TrainConfig)
 from student.evaluation.config import AblateConfig, EvaluateMapsConfig
 from student.screening.config import COARSE_PRECISIONS, ScreenConfig
 from teacher_cache.teachers.config import PrecomputeConfig, RandomTeacherConfig, StructureCacheConfig
@@ -400,6 +400,10 @@ training_options = options(
     option(TrainConfig, "map_rank_k", type=int, help="Teacher cells the rank map loss asks to rank first."),
     option(TrainConfig, "map_top_target", type=int,
            help="K > 0: the map loss learns each teacher map's K highest cells as 1 and the rest as 0 (0: off)."),
+    option(TrainConfig, "ce_norm", type=click.Choice(CE_NORMS),
+           help="With --unlabelled-pairs: a batch's cross-entropy over its labelled pairs is their mean (labelled) "
+                "or their sum over the batch size (batch: each label weighs what it weighs without unlabelled "
+                "pairs)."),
     option(TrainConfig, "epochs", type=int),
     option(TrainConfig, "batch_size", type=int),
     option(TrainConfig, "lr", type=float, help="AdamW peak learning rate."),

@@ -23,7 +23,8 @@ one CSV and draws the student's gain over CE-only against the teacher's quality.
 `--unlabelled all` (both steps): the map runs train their map term on the train part's pairs beyond `--n-train`
 too, without their labels (`train --unlabelled-pairs`), in folders `ablate_<teacher>_<schedule>_unl`;
 `--unlabelled negatives`: only the non-binders among them (as a proteome's random pairs nearly all are; the
-benchmark picks them by label, `train` never reads one), in folders `..._unlneg`.
+benchmark picks them by label, `train` never reads one), in folders `..._unlneg`. `all-ce-batch` and
+`negatives-ce-batch` add `train --ce-norm batch` (folders `..._unl_ceb`, `..._unlneg_ceb`).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,19 +100,33 @@ def _folder(runs: Path, name: str, schedule: str, unlabelled: str = "") -> Path:
     """The ablate folder of one teacher (or "ce") under one schedule; the first grid's folders carry no suffix.
     Map runs with the train part's other pairs as unlabelled pairs (`--unlabelled`) have folders of their own."""
     folder = runs / (f"ablate_{name}" if schedule == "grid" else f"ablate_{name}_{schedule}")
-    return folder.with_name(folder.name + UNLABELLED[unlabelled][1]) if unlabelled else folder
+    return folder.with_name(folder.name + UNLABELLED[unlabelled].suffix) if unlabelled else folder
 
 
-# --unlabelled: (file in the synth folder, folder suffix, schedule label suffix)
-UNLABELLED = {"all": ("unlabelled_train.tsv", "_unl", "+unl"),
-              "negatives": ("unlabelled_train_negatives.tsv", "_unlneg", "+unl-neg")}
+class Unlabelled(NamedTuple):
+    """A mode of --unlabelled: which train-part pairs go unlabelled, and where its runs and rows go."""
+    pairs: str  # all | negatives
+    file: str  # the unlabelled pairs table in the synth folder
+    suffix: str  # of the ablate folder
+    label: str  # added to the schedule's name in the report
+    options: tuple[str, ...] = ()  # more `train` options of the map runs
 
 
-def write_unlabelled(synth_dir: Path, which: str = "all") -> Path:
-    """The train-part pairs of a synth folder (`which`: all, or the negatives only) as an unlabelled pairs table
-    (ids only). `train` leaves out the pairs of its own labelled subsample (`--n-train`), so the rest of the train
-    part trains the map term only."""
-    path = synth_dir / UNLABELLED[which][0]
+UNLABELLED = {"all": Unlabelled("all", "unlabelled_train.tsv", "_unl", "+unl"),
+              "negatives": Unlabelled("negatives", "unlabelled_train_negatives.tsv", "_unlneg", "+unl-neg"),
+              # CE over a batch's labelled pairs divided by the batch size, not by their number
+              "all-ce-batch": Unlabelled("all", "unlabelled_train.tsv", "_unl_ceb", "+unl+ce-batch",
+                                         ("--ce-norm", "batch")),
+              "negatives-ce-batch": Unlabelled("negatives", "unlabelled_train_negatives.tsv", "_unlneg_ceb",
+                                               "+unl-neg+ce-batch", ("--ce-norm", "batch"))}
+
+
+def write_unlabelled(synth_dir: Path, mode: str = "all") -> Path:
+    """The train-part pairs of a synth folder (all, or the negatives only, as `mode` of UNLABELLED says) as an
+    unlabelled pairs table (ids only). `train` leaves out the pairs of its own labelled subsample (`--n-train`), so
+    the rest of the train part trains the map term only."""
+    which = UNLABELLED[mode].pairs
+    path = synth_dir / UNLABELLED[mode].file
     if not path.exists():  # written atomically, so a file that exists is whole
         with open(synth_dir / "pairs.tsv", encoding="utf-8") as handle:
             rows = [r for r in csv.DictReader(handle, delimiter="\t")
@@ -146,8 +162,8 @@ def run_grid(runs: Path, teachers: tuple[str, ...], variants: tuple[str, ...], s
             _run(["ablate", "--data", str(ce_data), "--out", str(ce_folder), "--losses", "ce", "--seeds", str(seed),
                   *options])
             for teacher in teachers:
-                extra = (["--unlabelled-pairs", str(write_unlabelled(runs / f"synth_{teacher}", unlabelled))]
-                         if unlabelled else [])
+                extra = (["--unlabelled-pairs", str(write_unlabelled(runs / f"synth_{teacher}", unlabelled)),
+                          *UNLABELLED[unlabelled].options] if unlabelled else [])
                 for variant in variants:
                     _run(["ablate", "--data", str(runs / f"synth_{teacher}"),
                           "--out", str(_folder(runs, teacher, schedule, unlabelled)), "--losses", "ce+map",
@@ -214,7 +230,7 @@ def collect(runs: Path, teachers: tuple[str, ...], schedules: tuple[str, ...] = 
             rows = rows_of(teacher, schedule)
             if unlabelled and not rows:
                 continue  # no run with unlabelled pairs here: its CE rows would only repeat the schedule's own
-            label = schedule + (UNLABELLED[unlabelled][2] if unlabelled else "")
+            label = schedule + (UNLABELLED[unlabelled].label if unlabelled else "")
             for row in ce_rows + rows:  # CE rows repeated per teacher (identical runs: CE reads no teacher value)
                 out.append({"teacher": teacher, "schedule": label, **settings, **row, "variant": _variant(row)})
     return out

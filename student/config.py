@@ -27,6 +27,7 @@ MAP_LOSSES = ("mse", "kl", "bce", "rank", "marginal")
 MAP_PAIRS = ("all", "positives")
 MAP_TARGETS = ("contact", "attention")
 MAP_NORMS = ("mass", "mean")
+CE_NORMS = ("labelled", "batch")  # student.losses.total_loss: what a batch's CE over its labelled pairs is divided by
 SPLITS = ("auto", "column", "random", "protein")
 
 
@@ -124,6 +125,9 @@ class TrainConfig:
     map_confidence: bool = False  # weight each pair's map term by the teacher map's peak
     map_rank_k: int = 16  # teacher cells the `rank` map loss asks to rank first
     map_top_target: int = 16  # k > 0: each teacher map becomes its k highest cells (1) and 0 elsewhere; 0: off
+    # with unlabelled pairs in a batch, CE over its labelled pairs is divided by their number (labelled) or by the
+    # batch size (batch: each label weighs per step what it weighs in a batch without unlabelled pairs)
+    ce_norm: str = "labelled"
     # optimisation
     epochs: int = 6
     batch_size: int = 32
@@ -168,7 +172,7 @@ class TrainConfig:
         for name, value, allowed in (("map_loss", self.map_loss, MAP_LOSSES),
                                      ("map_target", self.map_target, MAP_TARGETS),
                                      ("map_norm", self.map_norm, MAP_NORMS), ("split", self.split, SPLITS),
-                                     ("map_pairs", self.map_pairs, MAP_PAIRS)):
+                                     ("map_pairs", self.map_pairs, MAP_PAIRS), ("ce_norm", self.ce_norm, CE_NORMS)):
             if value not in allowed:
                 raise UserError(f"unknown {name.replace('_', '-')} {value!r} (one of {', '.join(allowed)})")
         check_device(self.device)

@@ -10,9 +10,10 @@ clipping, early stopping on validation AUPR), checkpoints and --resume, and the 
 Randomness: model initialisation and dropout come from torch's generator (seeded, saved in last.pt); batch
 order and crops are drawn from (seed, epoch), so a resumed run repeats the uninterrupted one.
 Unlabelled pairs (`unlabelled_pairs`, see `unlabelled_part`) join the training part's batches; the map and
-semantic terms read them, cross-entropy is the mean over each batch's labelled pairs only (so with few labelled
-pairs per batch each of them weighs more per step than in a run without unlabelled pairs; docs/results.md,
-section 2, "More steps, and unlabelled pairs", says what that did).
+semantic terms read them, and cross-entropy reads each batch's labelled pairs only: their mean (`ce_norm`
+"labelled", so with few labelled pairs per batch each of them weighs more per step than in a run without
+unlabelled pairs) or their sum over the batch size ("batch"); docs/results.md, section 2, "More steps, and
+unlabelled pairs", says what each did.
 """
 from __future__ import annotations
 
@@ -349,7 +350,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                 loss, parts = total_loss(outputs, batch, config.pos_weight, config.alpha_map, config.beta_sem,
                                          config.map_loss, config.map_norm, config.map_mean_target or 0.0,
                                          config.map_pairs, config.map_confidence, config.map_rank_k,
-                                         config.map_top_target)
+                                         config.map_top_target, config.ce_norm)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm > 0:

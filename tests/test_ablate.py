@@ -195,3 +195,23 @@ def test_two_ablations_into_one_folder_keep_each_others_rows(synth_dir, tmp_path
     assert (result.ran, result.skipped) == (1, 1)
     assert sorted(r["seed"] for r in _read(out / "results.csv")) == ["0", "1"]
     assert not (out / "results.csv.lock").exists()
+
+
+def test_unlabelled_pairs_and_ce_norm_are_settings_of_the_whole_folder(synth_dir, tmp_path):
+    """Rows with and without unlabelled pairs (or another CE normalisation) never share a results.csv; an
+    ablate.json saved before the two settings existed reads as neither."""
+    import json
+
+    run_ablation(_config(synth_dir, tmp_path / "run"), train_fn=FakeTrainer())
+    unlabelled = tmp_path / "unlabelled.tsv"
+    unlabelled.write_text("id_a\tid_b\n")
+    with pytest.raises(UserError, match="other settings.*unlabelled_pairs"):
+        run_ablation(_config(synth_dir, tmp_path / "run", unlabelled_pairs=str(unlabelled)), train_fn=FakeTrainer())
+    with pytest.raises(UserError, match="other settings.*ce_norm"):
+        run_ablation(_config(synth_dir, tmp_path / "run", ce_norm="batch"), train_fn=FakeTrainer())
+    settings = tmp_path / "run" / "ablate.json"
+    saved = json.loads(settings.read_text())
+    del saved["unlabelled_pairs"], saved["ce_norm"]
+    settings.write_text(json.dumps(saved))
+    result = run_ablation(_config(synth_dir, tmp_path / "run", seeds=(0, 1)), train_fn=FakeTrainer())
+    assert result.skipped >= 1 and result.ran >= 1

@@ -1,4 +1,6 @@
 """The teacher-quality benchmark's report: variant names and CE pairing (benchmarks/teacher_quality.py)."""
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -109,3 +111,21 @@ def test_unlabelled_runs_read_their_own_folders_and_pair_with_the_schedules_ce(t
     rows = teacher_quality.collect(tmp_path, ("esm-like",), ("e40-m25",), unlabelled="all")
     assert [(r["schedule"], r["variant"], r["aupr"]) for r in rows] == [("e40-m25+unl", "ce", "0.5"),
                                                                          ("e40-m25+unl", "marginal-top", "0.9")]
+
+
+def test_a_ce_batch_mode_passes_its_option_to_the_map_runs_only(tmp_path, monkeypatch):
+    import benchmarks.teacher_quality as tq
+
+    synth = tmp_path / "synth_esm-like"
+    synth.mkdir()
+    (synth / "pairs.tsv").write_text("id_a\tid_b\tlabel\tsplit\nA1\tB1\t1\ttrain\nA3\tB3\t0\ttrain\n")
+    (synth / "cache.h5").write_text("")
+    commands = []
+    monkeypatch.setattr(tq, "_run", commands.append)
+    tq.run_grid(tmp_path, ("esm-like",), ("marginal-top",), (0,), schedules=("e40-m25-b8",), n_pairs=2,
+                unlabelled="negatives-ce-batch")
+    ce, mapped = commands
+    assert "--ce-norm" not in ce and "--unlabelled-pairs" not in ce
+    assert mapped[mapped.index("--ce-norm") + 1] == "batch"
+    assert mapped[mapped.index("--out") + 1] == str(tmp_path / "ablate_esm-like_e40-m25-b8_unlneg_ceb")
+    assert Path(mapped[mapped.index("--unlabelled-pairs") + 1]).read_text() == "id_a\tid_b\nA3\tB3\n"

@@ -253,7 +253,9 @@ def _check_shared_settings(config: AblateConfig, out: Path) -> None:
         earlier = json.loads(settings_path.read_text())
         if isinstance(earlier.get("model"), dict):  # fields added to ModelConfig since read as their old behaviour
             earlier["model"] = json.loads(json.dumps(ModelConfig.from_dict(earlier["model"]).to_dict()))
-        earlier.setdefault("min_epochs", 0)  # saved before the setting existed: no minimum
+        # saved before these settings existed: what those runs did
+        for name, value in (("min_epochs", 0), ("unlabelled_pairs", None), ("ce_norm", "labelled")):
+            earlier.setdefault(name, value)
         changed = [name for name in SHARED_SETTING_NAMES if earlier.get(name) != shared.get(name)]
         if changed:
             raise UserError(f"{out} holds an ablation run with other settings ({', '.join(changed)}); use a new "

@@ -14,8 +14,8 @@ from teacher_cache.schema import MAP_NAMES
 LOSS_SETTINGS = ("ce", "ce+sem", "ce+map", "ce+map+sem")
 # Settings in ablate.json that change what every run means: a results.csv is only extended under the same ones.
 # (map_pairs, map_confidence, map_rank_k and map_top_target are per row: ablate.KEY_COLUMNS.)
-SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "map_target", "epochs", "batch_size", "lr", "patience",
-                        "min_epochs", "max_len", "model")
+SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "unlabelled_pairs", "map_target", "epochs", "batch_size", "lr",
+                        "patience", "min_epochs", "max_len", "ce_norm", "model")
 
 
 @dataclass
