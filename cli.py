@@ -415,6 +415,9 @@ training_options = options(
     option(TrainConfig, "min_epochs", type=int,
            help="Never stop early before this many epochs (a map term can need 10-25 before the classifier "
                 "learns: docs/results.md, section 2)."),
+    option(TrainConfig, "map_first_epochs", type=int,
+           help="Curriculum: the first N epochs train the teacher terms (map, semantic) alone; cross-entropy, the "
+                "best epoch and early stopping start after them. Needs a teacher cache."),
     option(ModelConfig, "channels", help="Conv output channels, one per layer."),
     option(ModelConfig, "kernel_sizes", help="Odd conv kernel sizes, one per layer."),
     option(ModelConfig, "embed_dim", type=int),

@@ -15,7 +15,7 @@ mutant run once unmutated: they must pass, or the results would mean nothing.
 A mutant whose original text is no longer in its file (the code moved) is reported as *stale* and fails the check:
 update the entry. Mutants that cannot change any behaviour (equivalent mutants) are not run; EQUIVALENT says why
 each is harmless, so nobody adds them back expecting a test to catch them. A new promise gets a mutant here and a
-test that kills it (`--only NAME -v` shows which test failed). The whole run (50 mutants and the baseline) takes
+test that kills it (`--only NAME -v` shows which test failed). The whole run (58 mutants and the baseline) takes
 about 3.5 minutes on 2 CPU cores, one mutant at a time; child processes run with OMP_NUM_THREADS=1 and write no
 bytecode, so a restored file is never shadowed by a mutant's cached .pyc.
 """
@@ -279,6 +279,26 @@ MUTANTS: list[Mutant] = [
            "    return bad_epochs >= config.patience",
            ("tests/test_training.py::test_min_epochs_holds_early_stopping_back",),
            "early stopping must wait for --min-epochs (a map term can need the epochs)"),
+    Mutant("ablate/unlabelled-pairs-not-a-folder-setting", "student/evaluation/config.py",
+           'SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "unlabelled_pairs", "map_target",',
+           'SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "map_target",',
+           ("tests/test_ablate.py::test_unlabelled_pairs_and_ce_norm_are_settings_of_the_whole_folder",),
+           "rows trained with and without unlabelled pairs must never share one results.csv"),
+    Mutant("losses/ce-norm-ignored", "student/losses.py",
+           '        loss = parts["ce"] * (labelled.float().mean() if ce_norm == "batch" else 1.0)',
+           '        loss = parts["ce"]',
+           ("tests/test_unlabelled.py::test_ce_norm_batch_divides_the_labelled_pairs_ce_by_the_batch_size",),
+           "--ce-norm batch must weigh each label by 1 / batch size, not 1 / labelled pairs in the batch"),
+    Mutant("trainer/map-first-epochs-keep-ce", "student/trainer.py",
+           "            ce_weight = 0.0 if map_first else 1.0",
+           "            ce_weight = 1.0",
+           ("tests/test_curriculum.py::test_map_first_epochs_train_the_map_term_alone_and_are_never_the_best_epoch",),
+           "the map-first curriculum's epochs train the teacher terms alone"),
+    Mutant("ablate/ce-only-with-curriculum", "student/evaluation/ablate.py",
+           '        shared["map_first_epochs"] = 0  # a curriculum of the teacher terms: a CE-only run has none',
+           "        pass",
+           ("tests/test_curriculum.py::test_ablate_runs_ce_only_without_the_curriculum_and_keeps_it_a_folder_setting",),
+           "a CE-only row of a curriculum folder trains CE from its first epoch"),
     Mutant("screen/slice-counts-of-first-slice", "student/screening/score.py",
            "            out.append(self.map_statistics(logits, n_valid[start:start + step], topk, in_place=True))",
            "            out.append(self.map_statistics(logits, n_valid[:len(part)], topk, in_place=True))",

@@ -139,6 +139,9 @@ class TrainConfig:
     max_len: int = 256  # training crops longer proteins to a random window of this length; evaluation never crops
     patience: int = 2  # epochs without a better validation AUPR before stopping
     min_epochs: int = 0  # no early stop before this many epochs (a map term can need them; docs/results.md)
+    # curriculum: the first N epochs train the teacher terms (map, semantic) alone; CE, the best epoch and early
+    # stopping start after them
+    map_first_epochs: int = 0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N (data.device); AMP (bf16) on cuda
     workers: int = 0  # DataLoader worker processes
@@ -184,6 +187,9 @@ class TrainConfig:
             raise UserError(f"map-rank-k must be at least 1 (got {self.map_rank_k})")
         if self.min_epochs < 0:
             raise UserError(f"min-epochs must not be negative (got {self.min_epochs})")
+        if not 0 <= self.map_first_epochs < self.epochs:
+            raise UserError(f"map-first-epochs must be at least 0 and below --epochs {self.epochs} (got "
+                            f"{self.map_first_epochs}): the classifier needs epochs of its own")
         if self.map_top_target < 0:
             raise UserError(f"map-top-target must be 0 (off) or a number of cells (got {self.map_top_target})")
         if self.alpha_map < 0 or self.beta_sem < 0:

@@ -13,7 +13,9 @@ Unlabelled pairs (`unlabelled_pairs`, see `unlabelled_part`) join the training p
 semantic terms read them, and cross-entropy reads each batch's labelled pairs only: their mean (`ce_norm`
 "labelled", so with few labelled pairs per batch each of them weighs more per step than in a run without
 unlabelled pairs) or their sum over the batch size ("batch"); docs/results.md, section 2, "More steps, and
-unlabelled pairs", says what each did.
+unlabelled pairs", says what each did. A map-first curriculum (`map_first_epochs`) trains the teacher terms alone
+for its first epochs: cross-entropy is weighted 0 there, and those epochs are neither a best epoch nor a bad one
+for early stopping.
 """
 from __future__ import annotations
 
@@ -268,6 +270,9 @@ def train(config: TrainConfig, progress: bool = False,
 def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, progress: bool,
                   on_epoch: Callable[[int, dict], None] | None) -> dict:
     data = load_run_data(config)  # inputs are checked before an old run is removed
+    if config.map_first_epochs and (data.cache is None or (config.alpha_map == 0 and config.beta_sem == 0)):
+        raise UserError(f"--map-first-epochs {config.map_first_epochs} trains the teacher terms alone first, but this "
+                        "run has none (no --cache, or --alpha-map and --beta-sem 0)")
     prepare_out(out, config.resume, config.overwrite, inputs)
     device = resolve_device(config.device)
     config = resolve_config(config, data)
@@ -342,6 +347,8 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
             model.train()
             sums: dict[str, torch.Tensor] = {}
             counts: dict[str, int] = {}
+            map_first = epoch < config.map_first_epochs  # the curriculum's epochs: teacher terms only
+            ce_weight = 0.0 if map_first else 1.0
             for batch in loader:
                 batch = to_device(batch, device)
                 with autocast_for(device):
@@ -350,7 +357,7 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                 loss, parts = total_loss(outputs, batch, config.pos_weight, config.alpha_map, config.beta_sem,
                                          config.map_loss, config.map_norm, config.map_mean_target or 0.0,
                                          config.map_pairs, config.map_confidence, config.map_rank_k,
-                                         config.map_top_target, config.ce_norm)
+                                         config.map_top_target, config.ce_norm, ce_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip_norm > 0:
@@ -367,12 +374,12 @@ def _train_locked(config: TrainConfig, out: Path, inputs: dict, started: float, 
                                                 pos_weight=config.pos_weight)
             # better AUPR, or the same AUPR (e.g. 1.0 on an easy set) at a lower validation loss
             score = valid_metrics["aupr"] if valid_metrics["aupr"] is not None else -math.inf
-            improved = score > best_aupr + 1e-12 or (abs(score - best_aupr) <= 1e-12
-                                                     and valid_metrics["loss"] < best_loss)
+            improved = not map_first and (score > best_aupr + 1e-12 or (abs(score - best_aupr) <= 1e-12
+                                                                        and valid_metrics["loss"] < best_loss))
             if improved:
                 best_aupr, best_loss, best_epoch, bad_epochs = score, valid_metrics["loss"], epoch, 0
                 save_checkpoint(best_path, _model_payload(model, config, {"epoch": epoch, "threshold": 0.5}))
-            else:
+            elif not map_first:  # an untrained classifier is neither a best epoch nor a bad one
                 bad_epochs += 1
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                    "train_loss": train_means.get("loss"), "train_ce": train_means.get("ce"),

@@ -113,7 +113,8 @@ def test_unlabelled_runs_read_their_own_folders_and_pair_with_the_schedules_ce(t
                                                                          ("e40-m25+unl", "marginal-top", "0.9")]
 
 
-def test_a_ce_batch_mode_passes_its_option_to_the_map_runs_only(tmp_path, monkeypatch):
+def _grid_commands(tmp_path, monkeypatch) -> list:
+    """A two-pair synth folder of the ESM-like teacher, and the list the grid's commands go to (none runs)."""
     import benchmarks.teacher_quality as tq
 
     synth = tmp_path / "synth_esm-like"
@@ -122,6 +123,13 @@ def test_a_ce_batch_mode_passes_its_option_to_the_map_runs_only(tmp_path, monkey
     (synth / "cache.h5").write_text("")
     commands = []
     monkeypatch.setattr(tq, "_run", commands.append)
+    return commands
+
+
+def test_a_ce_batch_mode_passes_its_option_to_the_map_runs_only(tmp_path, monkeypatch):
+    import benchmarks.teacher_quality as tq
+
+    commands = _grid_commands(tmp_path, monkeypatch)
     tq.run_grid(tmp_path, ("esm-like",), ("marginal-top",), (0,), schedules=("e40-m25-b8",), n_pairs=2,
                 unlabelled="negatives-ce-batch")
     ce, mapped = commands
@@ -129,3 +137,30 @@ def test_a_ce_batch_mode_passes_its_option_to_the_map_runs_only(tmp_path, monkey
     assert mapped[mapped.index("--ce-norm") + 1] == "batch"
     assert mapped[mapped.index("--out") + 1] == str(tmp_path / "ablate_esm-like_e40-m25-b8_unlneg_ceb")
     assert Path(mapped[mapped.index("--unlabelled-pairs") + 1]).read_text() == "id_a\tid_b\nA3\tB3\n"
+
+
+def test_a_curriculum_schedule_passes_its_option_to_the_map_runs_and_reads_its_base_schedules_ce(tmp_path,
+                                                                                                 monkeypatch):
+    import benchmarks.teacher_quality as tq
+    from student.evaluation.ablate import RESULT_COLUMNS, write_results
+
+    commands = _grid_commands(tmp_path, monkeypatch)
+    tq.run_grid(tmp_path, ("esm-like",), ("marginal-top",), (0,), schedules=("e40-m25-b8-mf5",), n_pairs=2)
+    ce, mapped = commands
+    assert "--map-first-epochs" not in ce and ce[ce.index("--out") + 1] == str(tmp_path / "ablate_ce_e40-m25-b8")
+    assert ce[ce.index("--batch-size") + 1] == "8"
+    assert mapped[mapped.index("--map-first-epochs") + 1] == "5"
+    assert mapped[mapped.index("--out") + 1] == str(tmp_path / "ablate_esm-like_e40-m25-b8-mf5")
+    monkeypatch.setattr(tq, "_teacher_settings", lambda _: {"teacher_p_l5": "0.3", "teacher_aupr": "0.8"})
+    blank = {c: "" for c in RESULT_COLUMNS}
+    common = dict(head="both", n_train="500", seed="0", map_pairs="all", map_confidence="False", alpha_map="1",
+                  map_top_target="16")
+    for name, losses, aupr in (("ablate_ce_e40-m25-b8", "ce", "0.5"),
+                               ("ablate_esm-like_e40-m25-b8-mf5", "ce+map", "0.8")):
+        (tmp_path / name).mkdir()
+        write_results(tmp_path / name / "results.csv", [{**blank, **common, "losses": losses, "aupr": aupr,
+                                                         "map_loss": "marginal" if losses != "ce" else ""}])
+    rows = tq.collect(tmp_path, ("esm-like",), ("e40-m25-b8-mf5",))
+    assert [(r["schedule"], r["variant"], r["aupr"]) for r in rows] == [("e40-m25-b8-mf5", "ce", "0.5"),
+                                                                         ("e40-m25-b8-mf5", "marginal-top", "0.8")]
+    assert summary(rows)[-1]["gain"].tolist() == pytest.approx([0.3])

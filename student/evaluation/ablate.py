@@ -131,6 +131,8 @@ def train_config(config: AblateConfig, spec: RunSpec, run_dir: Path) -> TrainCon
                   map_loss=spec.map_loss or config.map_loss, map_norm=spec.map_norm or config.map_norm,
                   alpha_map=spec.alpha_map, beta_sem=spec.beta_sem, seed=spec.seed, split="column",
                   n_train=spec.n_train, overwrite=True, resume=False)
+    if not spec.alpha_map and not spec.beta_sem:
+        shared["map_first_epochs"] = 0  # a curriculum of the teacher terms: a CE-only run has none
     return TrainConfig(**shared)
 
 
@@ -254,7 +256,8 @@ def _check_shared_settings(config: AblateConfig, out: Path) -> None:
         if isinstance(earlier.get("model"), dict):  # fields added to ModelConfig since read as their old behaviour
             earlier["model"] = json.loads(json.dumps(ModelConfig.from_dict(earlier["model"]).to_dict()))
         # saved before these settings existed: what those runs did
-        for name, value in (("min_epochs", 0), ("unlabelled_pairs", None), ("ce_norm", "labelled")):
+        for name, value in (("min_epochs", 0), ("unlabelled_pairs", None), ("ce_norm", "labelled"),
+                            ("map_first_epochs", 0)):
             earlier.setdefault(name, value)
         changed = [name for name in SHARED_SETTING_NAMES if earlier.get(name) != shared.get(name)]
         if changed:

@@ -15,7 +15,8 @@ LOSS_SETTINGS = ("ce", "ce+sem", "ce+map", "ce+map+sem")
 # Settings in ablate.json that change what every run means: a results.csv is only extended under the same ones.
 # (map_pairs, map_confidence, map_rank_k and map_top_target are per row: ablate.KEY_COLUMNS.)
 SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "unlabelled_pairs", "map_target", "epochs", "batch_size", "lr",
-                        "patience", "min_epochs", "max_len", "ce_norm", "model")
+                        "patience", "min_epochs", "max_len", "ce_norm", "map_first_epochs", "model")
+# (map_first_epochs is the map-first curriculum of the runs with a teacher term; CE-only runs train without it)
 
 
 @dataclass
@@ -47,6 +48,8 @@ class AblateConfig(TrainConfig):
             raise UserError("a grid with a map loss term needs alpha-map > 0")
         if self.beta_sem <= 0 and any("sem" in loss for loss in self.losses):
             raise UserError("a grid with a semantic loss term needs beta-sem > 0")
+        if self.map_first_epochs and self.losses == ("ce",):
+            raise UserError("map-first-epochs is a curriculum of the teacher terms: a grid of CE only has none")
 
     def shared_settings(self) -> dict[str, Any]:
         values = asdict(self)
