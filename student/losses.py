@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from student.config import CE_NORMS
+
 MIN_MASS = 1.0  # denominator floor of the mass normalisation: a map with almost no mass is not blown up
 
 
@@ -162,7 +164,7 @@ def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     "labelled": CE is their mean; "batch": their sum over the batch size, so that each label weighs per step what it
     weighs in a batch without unlabelled pairs. The CE part reported is their mean either way, and unweighted
     (`ce_weight` 0 is the trainer's map-first curriculum)."""
-    if ce_norm not in ("labelled", "batch"):
+    if ce_norm not in CE_NORMS:
         raise ValueError(f"unknown CE normalisation {ce_norm!r}")
     parts = {}
     labelled = batch.get("labelled")
