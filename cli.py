@@ -401,9 +401,8 @@ training_options = options(
     option(TrainConfig, "map_top_target", type=int,
            help="K > 0: the map loss learns each teacher map's K highest cells as 1 and the rest as 0 (0: off)."),
     option(TrainConfig, "ce_norm", type=click.Choice(CE_NORMS),
-           help="With --unlabelled-pairs: a batch's cross-entropy over its labelled pairs is their mean (labelled) "
-                "or their sum over the batch size (batch: each label weighs what it weighs without unlabelled "
-                "pairs)."),
+           help="With --unlabelled-pairs: a batch's cross-entropy over its labelled pairs is their sum over the batch "
+                "size (batch: each label weighs what it weighs without unlabelled pairs) or their mean (labelled)."),
     option(TrainConfig, "epochs", type=int),
     option(TrainConfig, "batch_size", type=int),
     option(TrainConfig, "lr", type=float, help="AdamW peak learning rate."),

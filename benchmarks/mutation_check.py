@@ -15,7 +15,7 @@ mutant run once unmutated: they must pass, or the results would mean nothing.
 A mutant whose original text is no longer in its file (the code moved) is reported as *stale* and fails the check:
 update the entry. Mutants that cannot change any behaviour (equivalent mutants) are not run; EQUIVALENT says why
 each is harmless, so nobody adds them back expecting a test to catch them. A new promise gets a mutant here and a
-test that kills it (`--only NAME -v` shows which test failed). The whole run (58 mutants and the baseline) takes
+test that kills it (`--only NAME -v` shows which test failed). The whole run (59 mutants and the baseline) takes
 about 3.5 minutes on 2 CPU cores, one mutant at a time; child processes run with OMP_NUM_THREADS=1 and write no
 bytecode, so a restored file is never shadowed by a mutant's cached .pyc.
 """
@@ -284,6 +284,11 @@ MUTANTS: list[Mutant] = [
            'SHARED_SETTING_NAMES = ("pairs", "fasta", "cache", "map_target",',
            ("tests/test_ablate.py::test_unlabelled_pairs_and_ce_norm_are_settings_of_the_whole_folder",),
            "rows trained with and without unlabelled pairs must never share one results.csv"),
+    Mutant("ablate/ce-norm-a-difference-without-unlabelled-pairs", "student/evaluation/ablate.py",
+           '        meaning = [s if s.get("unlabelled_pairs") else {**s, "ce_norm": None} for s in (earlier, shared)]',
+           "        meaning = [earlier, shared]",
+           ("tests/test_ablate.py::test_unlabelled_pairs_and_ce_norm_are_settings_of_the_whole_folder",),
+           "without unlabelled pairs the two CE normalisations are one loss: a folder must not refuse the other"),
     Mutant("losses/ce-norm-ignored", "student/losses.py",
            '        loss = parts["ce"] * ce_weight * (labelled.float().mean() if ce_norm == "batch" else 1.0)',
            '        loss = parts["ce"] * ce_weight',

@@ -23,8 +23,9 @@ one CSV and draws the student's gain over CE-only against the teacher's quality.
 `--unlabelled all` (both steps): the map runs train their map term on the train part's pairs beyond `--n-train`
 too, without their labels (`train --unlabelled-pairs`), in folders `ablate_<teacher>_<schedule>_unl`;
 `--unlabelled negatives`: only the non-binders among them (as a proteome's random pairs nearly all are; the
-benchmark picks them by label, `train` never reads one), in folders `..._unlneg`. `all-ce-batch` and
-`negatives-ce-batch` add `train --ce-norm batch` (folders `..._unl_ceb`, `..._unlneg_ceb`).
+benchmark picks them by label, `train` never reads one), in folders `..._unlneg`. These two run `train --ce-norm
+labelled` (CE the mean over a batch's labelled pairs, `train`'s default when they ran); `all-ce-batch` and
+`negatives-ce-batch` run `--ce-norm batch` (today's default; folders `..._unl_ceb`, `..._unlneg_ceb`).
 
 Schedule `e40-m25-b8-mf5` is e40-m25-b8 after a map-first curriculum (`train --map-first-epochs 5`); its CE-only
 rows are e40-m25-b8's (CE_SCHEDULE), which a CE run of either schedule would repeat exactly.
@@ -121,8 +122,10 @@ class Unlabelled(NamedTuple):
     options: tuple[str, ...] = ()  # more `train` options of the map runs
 
 
-UNLABELLED = {"all": Unlabelled("all", "unlabelled_train.tsv", "_unl", "+unl"),
-              "negatives": Unlabelled("negatives", "unlabelled_train_negatives.tsv", "_unlneg", "+unl-neg"),
+# Each mode pins its CE normalisation: `train`'s default changed from labelled to batch after these rows ran.
+UNLABELLED = {"all": Unlabelled("all", "unlabelled_train.tsv", "_unl", "+unl", ("--ce-norm", "labelled")),
+              "negatives": Unlabelled("negatives", "unlabelled_train_negatives.tsv", "_unlneg", "+unl-neg",
+                                      ("--ce-norm", "labelled")),
               # CE over a batch's labelled pairs divided by the batch size, not by their number
               "all-ce-batch": Unlabelled("all", "unlabelled_train.tsv", "_unl_ceb", "+unl+ce-batch",
                                          ("--ce-norm", "batch")),

@@ -157,12 +157,12 @@ def semantic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], pos_weight: float | None,
                alpha_map: float, beta_sem: float, map_kind: str, map_norm: str, mean_density: float = 0.0,
                map_pairs: str = "all", map_confidence: bool = False, map_rank_k: int = 16,
-               map_top_target: int = 0, ce_norm: str = "labelled",
+               map_top_target: int = 0, ce_norm: str = "batch",
                ce_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """ce_weight * CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts. CE reads only the
     batch's labelled pairs (`batch["labelled"]`); a batch of unlabelled pairs only has no CE part. `ce_norm`
-    "labelled": CE is their mean; "batch": their sum over the batch size, so that each label weighs per step what it
-    weighs in a batch without unlabelled pairs. The CE part reported is their mean either way, and unweighted
+    "batch" (TrainConfig's default): their sum over the batch size, so that each label weighs per step what it weighs
+    in a batch without unlabelled pairs; "labelled": their mean. The CE part reported is their mean either way, and unweighted
     (`ce_weight` 0 is the trainer's map-first curriculum)."""
     if ce_norm not in CE_NORMS:
         raise ValueError(f"unknown CE normalisation {ce_norm!r}")

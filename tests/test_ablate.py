@@ -198,8 +198,9 @@ def test_two_ablations_into_one_folder_keep_each_others_rows(synth_dir, tmp_path
 
 
 def test_unlabelled_pairs_and_ce_norm_are_settings_of_the_whole_folder(synth_dir, tmp_path):
-    """Rows with and without unlabelled pairs (or another CE normalisation) never share a results.csv; an
-    ablate.json saved before the two settings existed reads as neither."""
+    """Rows with and without unlabelled pairs (or, with unlabelled pairs, another CE normalisation) never share a
+    results.csv; without unlabelled pairs the CE normalisation changes nothing and is no difference; an ablate.json
+    saved before the two settings existed reads as neither (CE the labelled pairs' mean)."""
     import json
 
     run_ablation(_config(synth_dir, tmp_path / "run"), train_fn=FakeTrainer())
@@ -207,11 +208,25 @@ def test_unlabelled_pairs_and_ce_norm_are_settings_of_the_whole_folder(synth_dir
     unlabelled.write_text("id_a\tid_b\n")
     with pytest.raises(UserError, match="other settings.*unlabelled_pairs"):
         run_ablation(_config(synth_dir, tmp_path / "run", unlabelled_pairs=str(unlabelled)), train_fn=FakeTrainer())
+    # without unlabelled pairs both normalisations are the same loss: the folder takes either
+    run_ablation(_config(synth_dir, tmp_path / "run", ce_norm="labelled"), train_fn=FakeTrainer())
+    u_run = _config(synth_dir, tmp_path / "u_run", unlabelled_pairs=str(unlabelled), ce_norm="labelled")
+    run_ablation(u_run, train_fn=FakeTrainer())
     with pytest.raises(UserError, match="other settings.*ce_norm"):
-        run_ablation(_config(synth_dir, tmp_path / "run", ce_norm="batch"), train_fn=FakeTrainer())
+        run_ablation(_config(synth_dir, tmp_path / "u_run", unlabelled_pairs=str(unlabelled), ce_norm="batch"),
+                     train_fn=FakeTrainer())
     settings = tmp_path / "run" / "ablate.json"
     saved = json.loads(settings.read_text())
     del saved["unlabelled_pairs"], saved["ce_norm"]
     settings.write_text(json.dumps(saved))
     result = run_ablation(_config(synth_dir, tmp_path / "run", seeds=(0, 1)), train_fn=FakeTrainer())
     assert result.skipped >= 1 and result.ran >= 1
+    # a folder with unlabelled pairs saved before --ce-norm existed ran with the labelled pairs' mean
+    settings = tmp_path / "u_run" / "ablate.json"
+    saved = json.loads(settings.read_text())
+    del saved["ce_norm"]
+    settings.write_text(json.dumps(saved))
+    with pytest.raises(UserError, match="other settings.*ce_norm"):
+        run_ablation(_config(synth_dir, tmp_path / "u_run", unlabelled_pairs=str(unlabelled)), train_fn=FakeTrainer())
+    run_ablation(_config(synth_dir, tmp_path / "u_run", unlabelled_pairs=str(unlabelled), ce_norm="labelled"),
+                 train_fn=FakeTrainer())

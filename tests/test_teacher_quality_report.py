@@ -139,6 +139,22 @@ def test_a_ce_batch_mode_passes_its_option_to_the_map_runs_only(tmp_path, monkey
     assert Path(mapped[mapped.index("--unlabelled-pairs") + 1]).read_text() == "id_a\tid_b\nA3\tB3\n"
 
 
+def test_the_older_unlabelled_modes_pin_the_ce_normalisation_they_ran_with(tmp_path, monkeypatch):
+    """`all` and `negatives` ran when CE was the mean over a batch's labelled pairs; train's default is now the
+    batch size, so a re-run of those folders must pass --ce-norm labelled, or it would train something else."""
+    import benchmarks.teacher_quality as tq
+    from student.config import TrainConfig
+
+    assert TrainConfig().ce_norm == "batch"
+    for mode in ("all", "negatives"):
+        (tmp_path / mode).mkdir()
+        commands = _grid_commands(tmp_path / mode, monkeypatch)
+        tq.run_grid(tmp_path / mode, ("esm-like",), ("marginal-top",), (0,), schedules=("e40-m25-b8",), n_pairs=2,
+                    unlabelled=mode)
+        mapped = commands[-1]
+        assert mapped[mapped.index("--ce-norm") + 1] == "labelled"
+
+
 def test_a_curriculum_schedule_passes_its_option_to_the_map_runs_and_reads_its_base_schedules_ce(tmp_path,
                                                                                                  monkeypatch):
     import benchmarks.teacher_quality as tq

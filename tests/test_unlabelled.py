@@ -95,11 +95,12 @@ def test_ce_reads_only_the_labelled_pairs_of_a_batch() -> None:
     logits, labels = torch.randn(6), torch.tensor([1.0, 0, 0, 1, 0, 0])
     labelled = torch.tensor([True, True, False, True, False, False])
     batch = {"label": labels, "labelled": labelled}
-    loss, parts = total_loss({"logit": logits}, batch, 2.0, 0.0, 0.0, "bce", "mass")
+    loss, parts = total_loss({"logit": logits}, batch, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="labelled")
     assert torch.allclose(parts["ce"], classification_loss(logits[labelled], labels[labelled], 2.0))
     changed = logits.clone()
     changed[~labelled] += 5.0  # the unlabelled pairs' logits do not enter
-    assert torch.equal(total_loss({"logit": changed}, batch, 2.0, 0.0, 0.0, "bce", "mass")[0], loss)
+    assert torch.equal(total_loss({"logit": changed}, batch, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="labelled")[0],
+                       loss)
     nothing = {"label": labels, "labelled": torch.zeros(6, dtype=torch.bool)}
     empty_loss, empty_parts = total_loss({"logit": logits.requires_grad_()}, nothing, 2.0, 0.0, 0.0, "bce", "mass")
     assert "ce" not in empty_parts and float(empty_loss.detach()) == 0.0
@@ -114,13 +115,13 @@ def test_ce_norm_batch_divides_the_labelled_pairs_ce_by_the_batch_size() -> None
     batch = {"label": labels, "labelled": labelled}
     per_label = torch.nn.functional.binary_cross_entropy_with_logits(
         logits[labelled], labels[labelled], pos_weight=torch.tensor(2.0), reduction="none")
-    mean, parts = total_loss({"logit": logits}, batch, 2.0, 0.0, 0.0, "bce", "mass")
+    mean, parts = total_loss({"logit": logits}, batch, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="labelled")
     by_batch, parts_b = total_loss({"logit": logits}, batch, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="batch")
     assert torch.allclose(mean, per_label.mean()) and torch.allclose(by_batch, per_label.sum() / 8)
     assert torch.equal(parts["ce"], parts_b["ce"])  # the CE reported is the labelled pairs' mean either way
     # with every pair labelled the two are the same loss
     full = {"label": labels, "labelled": torch.ones(8, dtype=torch.bool)}
-    assert torch.equal(total_loss({"logit": logits}, full, 2.0, 0.0, 0.0, "bce", "mass")[0],
+    assert torch.equal(total_loss({"logit": logits}, full, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="labelled")[0],
                        total_loss({"logit": logits}, full, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="batch")[0])
     with pytest.raises(ValueError, match="CE normalisation"):
         total_loss({"logit": logits}, batch, 2.0, 0.0, 0.0, "bce", "mass", ce_norm="sum")
@@ -134,9 +135,10 @@ def test_ce_norm_batch_changes_a_run_with_unlabelled_pairs_only(tmp_path: Path) 
         train(_config(files, tmp_path / name, **changes))
         return read_checkpoint(tmp_path / name / "last.pt")["model"]
 
-    plain, plain_b = weights("map"), weights("map_b", ce_norm="batch")
+    plain, plain_b = weights("map", ce_norm="labelled"), weights("map_b", ce_norm="batch")
     assert all(torch.equal(plain[k], plain_b[k]) for k in plain)
-    with_u, with_u_b = weights("map_u", unlabelled_pairs=u), weights("map_u_b", unlabelled_pairs=u, ce_norm="batch")
+    with_u = weights("map_u", unlabelled_pairs=u, ce_norm="labelled")
+    with_u_b = weights("map_u_b", unlabelled_pairs=u, ce_norm="batch")
     assert any(not torch.equal(with_u[k], with_u_b[k]) for k in with_u)
     with pytest.raises(UserError, match="unknown ce-norm"):
         _config(files, tmp_path / "x", ce_norm="sum").check_training_settings()

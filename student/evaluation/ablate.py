@@ -259,7 +259,9 @@ def _check_shared_settings(config: AblateConfig, out: Path) -> None:
         for name, value in (("min_epochs", 0), ("unlabelled_pairs", None), ("ce_norm", "labelled"),
                             ("map_first_epochs", 0)):
             earlier.setdefault(name, value)
-        changed = [name for name in SHARED_SETTING_NAMES if earlier.get(name) != shared.get(name)]
+        # CE normalisation changes nothing without unlabelled pairs (the two are the same loss): not a difference
+        meaning = [s if s.get("unlabelled_pairs") else {**s, "ce_norm": None} for s in (earlier, shared)]
+        changed = [name for name in SHARED_SETTING_NAMES if meaning[0].get(name) != meaning[1].get(name)]
         if changed:
             raise UserError(f"{out} holds an ablation run with other settings ({', '.join(changed)}); use a new "
                             "--out directory or the same settings")
