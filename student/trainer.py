@@ -10,10 +10,10 @@ clipping, early stopping on validation AUPR), checkpoints and --resume, and the 
 Randomness: model initialisation and dropout come from torch's generator (seeded, saved in last.pt); batch
 order and crops are drawn from (seed, epoch), so a resumed run repeats the uninterrupted one.
 Unlabelled pairs (`unlabelled_pairs`, see `unlabelled_part`) join the training part's batches; the map and
-semantic terms read them, and cross-entropy reads each batch's labelled pairs only: their mean (`ce_norm`
-"labelled", so with few labelled pairs per batch each of them weighs more per step than in a run without
-unlabelled pairs) or their sum over the batch size ("batch"); docs/results.md, section 2, "More steps, and
-unlabelled pairs", says what each did. A map-first curriculum (`map_first_epochs`) trains the teacher terms alone
+semantic terms read them, and cross-entropy reads each batch's labelled pairs only: their sum over the batch
+size (`ce_norm` "batch", the default) or their mean ("labelled", so with few labelled pairs per batch each of them
+weighs more per step than in a run without unlabelled pairs); docs/results.md, section 2, "CE over the whole batch,
+and a map-first curriculum", says what each did. A map-first curriculum (`map_first_epochs`) trains the teacher terms alone
 for its first epochs: cross-entropy is weighted 0 there, and those epochs are neither a best epoch nor a bad one
 for early stopping.
 """
