@@ -162,8 +162,8 @@ def total_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
     """ce_weight * CE + alpha_map * map loss + beta_sem * semantic loss; also the detached parts. CE reads only the
     batch's labelled pairs (`batch["labelled"]`); a batch of unlabelled pairs only has no CE part. `ce_norm`
     "batch" (TrainConfig's default): their sum over the batch size, so that each label weighs per step what it weighs
-    in a batch without unlabelled pairs; "labelled": their mean. The CE part reported is their mean either way, and unweighted
-    (`ce_weight` 0 is the trainer's map-first curriculum)."""
+    in a batch without unlabelled pairs; "labelled": their mean. The CE part reported is their mean either way, and
+    unweighted (`ce_weight` 0 is the trainer's map-first curriculum)."""
     if ce_norm not in CE_NORMS:
         raise ValueError(f"unknown CE normalisation {ce_norm!r}")
     parts = {}

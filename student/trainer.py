@@ -13,9 +13,9 @@ Unlabelled pairs (`unlabelled_pairs`, see `unlabelled_part`) join the training p
 semantic terms read them, and cross-entropy reads each batch's labelled pairs only: their sum over the batch
 size (`ce_norm` "batch", the default) or their mean ("labelled", so with few labelled pairs per batch each of them
 weighs more per step than in a run without unlabelled pairs); docs/results.md, section 2, "CE over the whole batch,
-and a map-first curriculum", says what each did. A map-first curriculum (`map_first_epochs`) trains the teacher terms alone
-for its first epochs: cross-entropy is weighted 0 there, and those epochs are neither a best epoch nor a bad one
-for early stopping.
+and a map-first curriculum", says what each did. A map-first curriculum (`map_first_epochs`) trains the teacher
+terms alone for its first epochs: cross-entropy is weighted 0 there, and those epochs are neither a best epoch nor
+a bad one for early stopping.
 """
 from __future__ import annotations
 
